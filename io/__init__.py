@@ -1,0 +1,1 @@
+"""File formats: EXR (OpenEXR), stills (OpenImageIO), movies (PyAV), sequences (fileseq)."""

@@ -1,0 +1,347 @@
+"""OpenEXR reading and writing through the ``OpenEXR`` (3.x) python bindings.
+
+Pixels come back as ``[C, H, W]`` tensors over the data window; the display window, pixel
+aspect and header attributes are kept. Half <-> float conversions go through numpy, whose
+casts keep NaN payloads bit for bit (torch's do not).
+
+Metadata: header attributes other than the structural ones (channels, compression, windows,
+line order, tiles, type, name, chunkCount, preview, pixelAspectRatio) go into
+``Image.metadata`` as ``"exr/<attribute>"`` with JSON-friendly values (arrays become lists,
+chromaticities a list of 8 floats, unknown attribute types their ``str``). ``write_exr`` writes
+every ``"exr/*"`` key back (and the plain keys of its ``metadata`` argument). The reader also
+sets ``"input/filename"``, ``"input/datatype"`` (widest sample type: uint32, half or float),
+``"exr/part"`` (the part name, when the file names its parts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import OpenEXR
+import torch
+
+from nodegraph import channels as chans
+from nodegraph.errors import ImageIOError, MissingFrameError
+from nodegraph.image import Box, Format, Image
+
+from .atomic import atomic_output
+
+COMPRESSIONS: dict[str, Any] = {
+    "none": OpenEXR.NO_COMPRESSION,
+    "rle": OpenEXR.RLE_COMPRESSION,
+    "zips": OpenEXR.ZIPS_COMPRESSION,
+    "zip": OpenEXR.ZIP_COMPRESSION,
+    "piz": OpenEXR.PIZ_COMPRESSION,
+    "pxr24": OpenEXR.PXR24_COMPRESSION,
+    "b44": OpenEXR.B44_COMPRESSION,
+    "b44a": OpenEXR.B44A_COMPRESSION,
+    "dwaa": OpenEXR.DWAA_COMPRESSION,
+    "dwab": OpenEXR.DWAB_COMPRESSION,
+}
+_COMPRESSION_NAMES = {v: k for k, v in COMPRESSIONS.items()}
+DATATYPES = {"half": np.float16, "float": np.float32, "uint": np.uint32}
+_TYPE_NAMES = {np.dtype(np.float16): "half", np.dtype(np.float32): "float", np.dtype(np.uint32): "uint32"}
+
+# Attributes the image model carries itself (or that only make sense for the file as written).
+STRUCTURAL = frozenset({
+    "channels", "compression", "dataWindow", "displayWindow", "lineOrder", "tiles", "type", "name",
+    "chunkCount", "preview", "pixelAspectRatio", "version",
+})
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise MissingFrameError("file does not exist", path=path)
+    if os.path.isdir(path):
+        raise ImageIOError("is a directory, not an image file", path=path)
+
+
+def _open(path: str, *, header_only: bool) -> Any:
+    """Open with the bindings, turning every failure mode into :class:`ImageIOError`.
+
+    The bindings do not raise for truncated pixel data: they print a warning and drop the part,
+    so the part count is checked against a header-only read.
+    """
+    _check_file(path)
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageIOError("file is empty", path=path)
+        if not OpenEXR.isOpenExrFile(path):
+            raise ImageIOError("not an OpenEXR file (bad magic number)", path=path)
+        head = OpenEXR.File(path, header_only=True)
+        if header_only:
+            return head
+        full = OpenEXR.File(path, separate_channels=True)
+    except ImageIOError:
+        raise
+    except Exception as exc:  # the bindings raise RuntimeError, IndexError, ...
+        raise ImageIOError(f"cannot read OpenEXR file: {exc}", path=path) from exc
+    if len(full.parts) != len(head.parts) or not head.parts:
+        raise ImageIOError("OpenEXR file is truncated or corrupt (pixel data unreadable)", path=path)
+    return full
+
+
+def _window(value: Any) -> Box:
+    lo, hi = value
+    return Box.from_inclusive(int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return str(value)
+
+
+def _attributes(header: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"exr/{k}": _json_value(v) for k, v in header.items() if k not in STRUCTURAL}
+
+
+def _part_names(f: Any) -> list[str]:
+    return [p.name() or f"part{i}" for i, p in enumerate(f.parts)]
+
+
+def _choose_parts(f: Any, part: str | int | None, path: str) -> list[int]:
+    names = _part_names(f)
+    if part is None:
+        return [0]
+    if part == "*":
+        return list(range(len(names)))
+    if isinstance(part, int) or (isinstance(part, str) and part not in names and part.isdigit()):
+        index = int(part)
+        if not 0 <= index < len(names):
+            raise ImageIOError(f"part index {index} out of range; file has {len(names)} part(s): "
+                               f"{', '.join(names)}", path=path)
+        return [index]
+    if part not in names:
+        raise ImageIOError(f"no part named {part!r}; parts: {', '.join(names)}", path=path)
+    return [names.index(part)]
+
+
+def _plane(ch: Any, box: Box, dtype: torch.dtype) -> torch.Tensor:
+    """One channel as a tensor, upsampling subsampled (e.g. luminance/chroma) channels."""
+    px = np.asarray(ch.pixels)
+    xs, ys = int(ch.xSampling), int(ch.ySampling)
+    if xs != 1 or ys != 1:
+        px = np.repeat(np.repeat(px, ys, axis=0), xs, axis=1)[: box.height, : box.width]
+    np_dtype = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}.get(dtype)
+    if np_dtype is not None:  # numpy keeps NaN payloads through half <-> float
+        return torch.from_numpy(np.ascontiguousarray(px.astype(np_dtype, copy=False)))
+    return torch.from_numpy(np.ascontiguousarray(px.astype(np.float64))).to(dtype)
+
+
+def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
+             channels: Any = None, dtype: torch.dtype = torch.float32) -> Image:
+    """Read one part (``None``: the first; a name or index) or every part merged (``"*"``).
+
+    ``channels`` (a :func:`nodegraph.channels.expand` spec) limits what is returned. When
+    parts are merged, a channel name present in several parts is prefixed with the part name
+    in every one of them (``rgba_left.red``), and the data windows are united.
+    """
+    path = str(path)
+    f = _open(path, header_only=False)
+    indices = _choose_parts(f, part, path)
+    names = _part_names(f)
+    first = f.parts[indices[0]].header
+    display = _window(first["displayWindow"])
+    fmt = Format(display, float(first.get("pixelAspectRatio", 1.0)))
+
+    per_part = []
+    counts: dict[str, int] = {}
+    for i in indices:
+        p = f.parts[i]
+        box = _window(p.header["dataWindow"])
+        mapped = {fname: chans.from_file_name(fname) for fname in p.channels}
+        per_part.append((i, p, box, mapped))
+        for nuke in mapped.values():
+            counts[nuke] = counts.get(nuke, 0) + 1
+
+    bbox = per_part[0][2]
+    for _, _, box, _ in per_part[1:]:
+        bbox = bbox.union(box)
+    planes: dict[str, torch.Tensor] = {}
+    types: set[str] = set()
+    for i, p, box, mapped in per_part:
+        for fname, ch in p.channels.items():
+            nuke = mapped[fname]
+            if counts[nuke] > 1:
+                nuke = chans.from_file_name(f"{names[i]}.{fname}")
+            types.add(_TYPE_NAMES.get(np.asarray(ch.pixels).dtype, "float"))
+            plane = _plane(ch, box, dtype)
+            if box != bbox:
+                full = torch.zeros((bbox.height, bbox.width), dtype=plane.dtype)
+                full[box.y0 - bbox.y0: box.y1 - bbox.y0, box.x0 - bbox.x0: box.x1 - bbox.x0] = plane
+                plane = full
+            planes[nuke] = plane
+
+    order = sorted(planes, key=chans.sort_key)
+    if channels is not None:
+        order = list(chans.expand(channels, order))
+        missing = [c for c in order if c not in planes]
+        if missing:
+            raise ImageIOError(f"channels {', '.join(missing)} not in file; it has {', '.join(sorted(planes))}",
+                               path=path)
+    if order:
+        pixels = torch.stack([planes[c] for c in order])
+    else:
+        pixels = torch.zeros((0, bbox.height, bbox.width), dtype=dtype)
+
+    metadata: dict[str, Any] = {}
+    for i, *_ in per_part:
+        for k, v in _attributes(f.parts[i].header).items():
+            metadata.setdefault(k, v)
+    metadata["input/filename"] = path
+    metadata["input/datatype"] = next(t for t in ("float", "half", "uint32") if t in types) if types else "half"
+    if len(indices) == 1 and f.parts[indices[0]].name():
+        metadata["exr/part"] = f.parts[indices[0]].name()
+    return Image(pixels, tuple(order), bbox, fmt, metadata)
+
+
+def exr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Structure of every part: windows, channels with sample types, attributes (for ``probe``).
+
+    The bindings only know channel sample types once pixels are read, so this reads the whole
+    file (which also proves it is not truncated).
+    """
+    path = str(path)
+    f = _open(path, header_only=False)
+    parts = []
+    for i, p in enumerate(f.parts):
+        h = p.header
+        entry: dict[str, Any] = {
+            "index": i,
+            "name": p.name() or None,
+            "storage": "tiled" if "tiles" in h else "scanline",
+            "compression": _COMPRESSION_NAMES.get(h.get("compression"), str(h.get("compression"))),
+            "data_window": tuple(_window(h["dataWindow"])),
+            "display_window": tuple(_window(h["displayWindow"])),
+            "pixel_aspect": float(h.get("pixelAspectRatio", 1.0)),
+            "channels": [
+                {"name": chans.from_file_name(name), "file_name": name,
+                 "type": _TYPE_NAMES.get(np.asarray(c.pixels).dtype, "float"), "sampling": (c.xSampling, c.ySampling)}
+                for name, c in p.channels.items()
+            ],
+            "attributes": _attributes(h),
+        }
+        if "tiles" in h:
+            t = h["tiles"]
+            entry["tiles"] = {"size": (t.xSize, t.ySize), "mode": str(t.mode).rsplit(".", 1)[-1]}
+        parts.append(entry)
+    return {"path": path, "format": "openexr", "parts": parts}
+
+
+def _exr_attribute(name: str, value: Any) -> Any:
+    """A JSON-ish metadata value as something the bindings write, or None to skip it."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        if name == "chromaticities" and len(value) == 8:
+            return tuple(float(v) for v in value)
+        if all(isinstance(v, str) for v in value):
+            return list(value)
+        try:
+            arr = np.asarray(value)
+        except Exception:
+            return None
+        if arr.dtype.kind in "iu" and arr.shape in {(2,), (3,)}:
+            return arr.astype(np.int32)
+        if arr.dtype.kind in "iuf" and arr.shape in {(2,), (3,), (3, 3), (4, 4)}:
+            return arr.astype(np.float64 if arr.ndim == 2 else np.float32)
+        if arr.dtype.kind in "iuf" and arr.ndim == 1:
+            return [float(v) for v in arr]
+    return None
+
+
+def _header_attributes(image_meta: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    items = [(k[4:], v) for k, v in image_meta.items() if k.startswith("exr/") and k != "exr/part"]
+    items += [(k[4:] if k.startswith("exr/") else k, v) for k, v in (extra or {}).items()]
+    for name, value in items:
+        if not name or name in STRUCTURAL:
+            continue
+        converted = _exr_attribute(name, value)
+        if converted is not None:
+            out[name] = converted
+    return out
+
+
+def compression_value(name: str, path: str | None = None) -> Any:
+    key = str(name).lower()
+    if key not in COMPRESSIONS:
+        raise ImageIOError(f"unknown EXR compression {name!r}; valid: {', '.join(COMPRESSIONS)}", path=path)
+    return COMPRESSIONS[key]
+
+
+def write_exr(path: str | os.PathLike[str], image: Image, *, datatype: str | Mapping[str, str] = "half",
+              compression: str = "zip", metadata: Mapping[str, Any] | None = None, tiled: bool = False,
+              tile_size: tuple[int, int] = (64, 64), create_directories: bool = False) -> None:
+    """Write a single-part EXR atomically, keeping data window, display window and pixel aspect.
+
+    ``datatype`` is ``"half"``, ``"float"`` or ``"uint"`` for every channel, or a mapping from
+    channel name to one of those (channels not named default to half).
+    """
+    path = str(path)
+    comp = compression_value(compression, path)
+    if isinstance(datatype, str):
+        per_channel: Mapping[str, str] = {}
+        default = datatype
+    else:
+        per_channel, default = datatype, "half"
+    for t in [default, *per_channel.values()]:
+        if t not in DATATYPES:
+            raise ImageIOError(f"unknown EXR datatype {t!r}; valid: {', '.join(DATATYPES)}", path=path)
+    if not image.channels:
+        raise ImageIOError("cannot write an image without channels", path=path)
+
+    box, pixels = image.bbox, image.pixels.detach().cpu()
+    if box.empty:  # EXR cannot store an empty data window; write one black pixel like Nuke
+        box = Box(box.x0, box.y0, box.x0 + 1, box.y0 + 1)
+        pixels = torch.zeros((len(image.channels), 1, 1), dtype=pixels.dtype)
+    arr = pixels.numpy() if pixels.dtype != torch.bfloat16 else pixels.float().numpy()
+
+    file_channels: dict[str, np.ndarray] = {}
+    for i, name in enumerate(image.channels):
+        target = DATATYPES[per_channel.get(name, default)]
+        plane = arr[i]
+        if target is np.uint32:
+            plane = np.clip(np.nan_to_num(plane.astype(np.float64)), 0, 2**32 - 1).round()
+        file_channels[chans.to_file_name(name)] = np.ascontiguousarray(plane.astype(target))
+    if len(file_channels) != len(image.channels):
+        raise ImageIOError(f"channel names collide in the file: {image.channels}", path=path)
+
+    header: dict[str, Any] = _header_attributes(image.metadata, metadata)
+    header.update({
+        "compression": comp,
+        "type": OpenEXR.tiledimage if tiled else OpenEXR.scanlineimage,
+        "dataWindow": (np.array(box.inclusive()[:2], np.int32), np.array(box.inclusive()[2:], np.int32)),
+        "displayWindow": (np.array(image.format.display.inclusive()[:2], np.int32),
+                          np.array(image.format.display.inclusive()[2:], np.int32)),
+        "pixelAspectRatio": float(image.format.pixel_aspect),
+    })
+    if tiled:
+        tiles = OpenEXR.TileDescription()
+        tiles.xSize, tiles.ySize = int(tile_size[0]), int(tile_size[1])
+        header["tiles"] = tiles
+    with atomic_output(path, create_directories=create_directories) as tmp:
+        try:
+            # File() replaces the arrays in the dict it is given with Channel objects.
+            OpenEXR.File(header, dict(file_channels)).write(str(tmp))
+        except Exception as exc:
+            raise ImageIOError(f"cannot write OpenEXR file: {exc}", path=path) from exc
+
+
+def is_exr_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in {".exr", ".sxr", ".mxr"}

@@ -1,0 +1,284 @@
+"""Pull-based, per-frame evaluation with Merkle hashing and an LRU image cache.
+
+To evaluate ``(node, frame)`` the evaluator first walks what each node *declares* it needs
+(``Node.needs``: input name and frame) and hashes bottom-up: a node's hash is its type and knob
+digest, any per-frame extra (file size and mtime for readers) and its needs' hashes. Then it
+computes only what is not cached, bottom-up, without recursion (deep chains are fine). Nodes
+that ask ``ctx.input`` for something they did not declare still work: that is pulled on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .cache import DEFAULT_CACHE_BYTES, ImageCache
+from .errors import EvaluationError, GraphError, NodeGraphError
+from .image import Image
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .graph import Graph
+    from .node import Node
+
+Key = tuple[str, int]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NodeGraphError("device 'cuda' was asked for but no CUDA device is available")
+    return dev
+
+
+class Context:
+    """What a node sees while computing one frame: frame, device, precision and its inputs."""
+
+    __slots__ = ("frame", "device", "dtype", "node", "connected", "_evaluator", "_results", "_needs")
+
+    def __init__(self, evaluator: "Evaluator", node: "Node", frame: int, device: torch.device,
+                 dtype: torch.dtype, connected: dict[str, "Node"]) -> None:
+        self.frame = frame
+        self.device = device
+        self.dtype = dtype
+        self.node = node
+        self.connected = connected
+        self._evaluator = evaluator
+        self._results: dict[tuple[str, int], Image] = {}
+        self._needs: list[tuple[str, int]] = []
+
+    def has_input(self, name: str) -> bool:
+        return name in self.connected
+
+    def input(self, name: str, frame: int | None = None) -> Image | None:
+        """The image of input ``name`` at ``frame`` (default: this frame); None if unconnected."""
+        frame = self.frame if frame is None else frame
+        img = self._results.get((name, frame))
+        if img is not None:
+            return img
+        src = self.connected.get(name)
+        if src is None:
+            self.node.input_spec(name)  # unknown input name -> GraphError
+            return None
+        img = self._evaluator.evaluate(src, frame, device=self.device, dtype=self.dtype)
+        self._results[(name, frame)] = img
+        return img
+
+    def at(self, frame: int) -> "Context":
+        """A context for another frame of the same node (used by ``needs`` of time nodes)."""
+        return Context(self._evaluator, self.node, frame, self.device, self.dtype, self.connected)
+
+
+@dataclass
+class Stats:
+    """Compute counters per node name: ``ran`` (computed) and ``cached`` (served from cache)."""
+
+    ran: Counter = field(default_factory=Counter)
+    cached: Counter = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.ran.clear()
+        self.cached.clear()
+
+
+class Evaluator:
+    """Evaluates frames of a graph, caching images by hash."""
+
+    def __init__(self, graph: "Graph", cache: ImageCache | None = None, *, max_cache_bytes: int | None = None) -> None:
+        self.graph = graph
+        self.cache = cache if cache is not None else ImageCache(
+            DEFAULT_CACHE_BYTES if max_cache_bytes is None else max_cache_bytes)
+        self.stats = Stats()
+
+    # --- public -----------------------------------------------------------------------------
+    def evaluate(self, ref: "Node | str", frame: int = 1, *, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None) -> Image:
+        node = self.graph.node(ref)
+        dev = device if isinstance(device, torch.device) else resolve_device(device if device is not None else "cpu")
+        dt = dtype or torch.float32
+        plan = _Plan(self, dev, dt)
+        root = plan.walk(node, int(frame))
+        return plan.run(root)
+
+    def hash(self, ref: "Node | str", frame: int = 1) -> str:
+        """The Merkle hash of a node at a frame, as hex."""
+        node = self.graph.node(ref)
+        plan = _Plan(self, torch.device("cpu"), torch.float32)
+        return plan.hashes[plan.walk(node, int(frame))].hex()
+
+    def frame_range(self, ref: "Node | str") -> tuple[int, int] | None:
+        node = self.graph.node(ref)
+        memo: dict[str, tuple[int, int] | None] = {}
+        order = self._upstream_order(node)
+        for n in order:
+            ranges = {inp: memo[src.name] for inp, src in self.graph.inputs_of(n).items()}
+            memo[n.name] = n.frame_range(ranges)
+        return memo[node.name]
+
+    def _upstream_order(self, node: "Node") -> list["Node"]:
+        order: list[Node] = []
+        state: dict[str, int] = {}
+        stack: list[tuple[Node, bool]] = [(node, False)]
+        while stack:
+            n, done = stack.pop()
+            if done:
+                state[n.name] = 2
+                order.append(n)
+                continue
+            if state.get(n.name) == 2:
+                continue
+            if state.get(n.name) == 1:
+                raise GraphError("graph has a cycle through this node", node=n.name)
+            state[n.name] = 1
+            stack.append((n, True))
+            for src in self.graph.inputs_of(n).values():
+                if state.get(src.name) != 2:
+                    stack.append((src, False))
+        return order
+
+
+class _Plan:
+    """One evaluation: the needs DAG with hashes, then bottom-up computation."""
+
+    def __init__(self, ev: Evaluator, device: torch.device, dtype: torch.dtype) -> None:
+        self.ev = ev
+        self.graph = ev.graph
+        self.device = device
+        self.dtype = dtype
+        self.hashes: dict[Key, bytes] = {}
+        self.deps: dict[Key, list[tuple[str, Key]]] = {}
+        self.alias: dict[Key, Key] = {}  # pass-through nodes resolve to their input's key
+        self.nodes: dict[str, Node] = {}
+        self.contexts: dict[Key, Context] = {}
+        self.suffix = f"{device}|{dtype}".encode()
+
+    def _context(self, node: "Node", frame: int) -> Context:
+        return Context(self.ev, node, frame, self.device, self.dtype, self.graph.inputs_of(node))
+
+    def walk(self, node: "Node", frame: int) -> Key:
+        """Hash every (node, frame) reachable through declared needs; returns the resolved root key."""
+        root: Key = (node.name, frame)
+        visiting: set[Key] = set()
+        stack: list[tuple[Node, int, bool]] = [(node, frame, False)]
+        while stack:
+            n, f, expanded = stack.pop()
+            key = (n.name, f)
+            if key in self.hashes or key in self.alias:
+                continue
+            if not expanded:
+                if key in visiting:
+                    raise GraphError("graph has a cycle through this node", node=n.name, frame=f)
+                visiting.add(key)
+                self.nodes[n.name] = n
+                ctx = self._context(n, f)
+                self.contexts[key] = ctx
+                try:
+                    through = n.passthrough(ctx)
+                    needs = [(through, f)] if through is not None else list(n.needs(ctx))
+                except NodeGraphError as err:
+                    raise err.with_context(node=n.name, frame=f)
+                deps = []
+                for inp, nf in needs:
+                    src = ctx.connected.get(inp)
+                    if src is None:
+                        continue
+                    deps.append((inp, (src.name, int(nf))))
+                if through is not None and not deps:
+                    raise GraphError(f"input {through!r} to pass through is not connected", node=n.name, frame=f)
+                self.deps[key] = deps
+                stack.append((n, f, True))
+                for _, (sname, sf) in deps:
+                    skey = (sname, sf)
+                    if skey not in self.hashes and skey not in self.alias:
+                        stack.append((self.graph.node(sname), sf, False))
+                continue
+            visiting.discard(key)
+            deps = self.deps[key]
+            ctx = self.contexts[key]
+            if n.passthrough(ctx) is not None:
+                target = self._resolve(deps[0][1])
+                self.alias[key] = target
+                continue
+            h = hashlib.blake2b(n.static_digest(), digest_size=16)
+            try:
+                h.update(n.hash_extra(ctx))
+            except NodeGraphError as err:
+                raise err.with_context(node=n.name, frame=f)
+            for inp, dkey in deps:
+                h.update(inp.encode())
+                h.update(self.hashes[self._resolve(dkey)])
+            self.hashes[key] = h.digest()
+        return self._resolve(root)
+
+    def _resolve(self, key: Key) -> Key:
+        while key in self.alias:
+            key = self.alias[key]
+        return key
+
+    def run(self, root: Key) -> Image:
+        ev = self.ev
+        cache = ev.cache
+        results: dict[Key, Image] = {}
+        # consumers still to run, so intermediate images can be dropped once used
+        pending: dict[Key, int] = defaultdict(int)
+        stack: list[tuple[Key, bool]] = [(root, False)]
+        while stack:
+            key, expanded = stack.pop()
+            if key in results:
+                continue
+            ckey = (self.hashes[key], self.suffix)
+            if not expanded:
+                img = cache.get(ckey)
+                if img is not None:
+                    ev.stats.cached[key[0]] += 1
+                    results[key] = img
+                    continue
+                stack.append((key, True))
+                for _, dkey in self.deps[key]:
+                    rkey = self._resolve(dkey)
+                    pending[rkey] += 1
+                    if rkey not in results:
+                        stack.append((rkey, False))
+                continue
+            node = self.nodes[key[0]]
+            ctx = self.contexts[key]
+            for inp, dkey in self.deps[key]:
+                rkey = self._resolve(dkey)
+                ctx._results[(inp, dkey[1])] = results[rkey]
+                pending[rkey] -= 1
+                if pending[rkey] <= 0 and rkey != root:
+                    pending.pop(rkey, None)
+            img = self._compute(node, ctx)
+            ev.stats.ran[key[0]] += 1
+            cache.put(ckey, img)
+            results[key] = img
+            for _, dkey in self.deps[key]:
+                rkey = self._resolve(dkey)
+                if rkey not in pending and rkey != root:
+                    results.pop(rkey, None)
+            ctx._results.clear()
+        return results[root]
+
+    def _compute(self, node: "Node", ctx: Context) -> Image:
+        try:
+            img = node.compute(ctx)
+        except NodeGraphError as err:
+            raise err.with_context(node=node.name, frame=ctx.frame)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as err:  # a node bug or a library failure: keep the cause, name the place
+            raise EvaluationError(f"{type(err).__name__}: {err}", node=node.name, frame=ctx.frame) from err
+        if not isinstance(img, Image):
+            raise EvaluationError(f"compute returned {type(img).__name__}, not an Image", node=node.name,
+                                  frame=ctx.frame)
+        if img.device != ctx.device or (img.dtype != ctx.dtype and img.dtype.is_floating_point):
+            img = img.to(ctx.device, ctx.dtype)
+        return img
+
+
+__all__ = ["Context", "Evaluator", "Stats", "resolve_device"]

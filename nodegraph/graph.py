@@ -1,0 +1,324 @@
+"""The node graph: plain data over a networkx multigraph, with a builder API.
+
+Nodes are keyed by name; an edge ``src -> dst`` keyed by the input name of ``dst`` it feeds.
+One source may feed several inputs (A and B of the same Merge), each input takes one source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import networkx as nx
+import torch
+
+from .errors import GraphError, ValidationError
+from .node import Node, UnknownNode, default_node_name, registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .evaluator import Evaluator
+    from .image import Image
+
+NodeRef = "Node | str"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found by :meth:`Graph.validate`."""
+
+    kind: str  # unknown_type | missing_input | invalid_knob | cycle | bad_link | node_check
+    message: str
+    node: str | None = None
+    knob: str | None = None
+    input: str | None = None
+    cycle: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        where = f"{self.node}" if self.node else "graph"
+        if self.knob:
+            where += f".{self.knob}"
+        if self.input:
+            where += f" input {self.input!r}"
+        return f"[{self.kind}] {where}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"kind": self.kind, "message": self.message, "node": self.node, "knob": self.knob,
+             "input": self.input}
+        if self.cycle:
+            d["cycle"] = list(self.cycle)
+        return d
+
+
+class Graph:
+    """A compositing graph: add nodes, connect them, validate, evaluate, save and load."""
+
+    def __init__(self) -> None:
+        self._g = nx.MultiDiGraph()
+        self._nodes: dict[str, Node] = {}
+        self._inputs_cache: dict[str, dict[str, Node]] = {}
+        self.metadata: dict[str, Any] = {}
+        self._evaluator: Evaluator | None = None
+        self.version = 0  # bumped on every structural or knob change
+
+    # --- nodes ------------------------------------------------------------------------------
+    def add(self, type_name: str | type[Node], name: str | None = None, /, **kwargs: Any) -> Node:
+        """Add a node: ``g.add("Merge2", A=fg, B=bg, operation="over")``.
+
+        Keyword arguments naming an input connect it (a node or a node name; ``None`` leaves it
+        open); the others are knob values. ``name`` defaults to Nuke's ``Merge1``, ``Merge2``...
+        """
+        name = kwargs.pop("name", name)
+        cls = registry.get(type_name) if isinstance(type_name, str) else type_name
+        inputs = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.input_names()}
+        if name is None:
+            name = self.unique_name(default_node_name(cls.type_name))
+        self._check_new_name(name)
+        node = cls(name, **kwargs)
+        self._insert(node)
+        for input_name, src in inputs.items():
+            if src is not None:
+                self.connect(src, node, input_name)
+        return node
+
+    def add_node(self, node: Node) -> Node:
+        """Insert an already constructed node (used by the document loader)."""
+        self._check_new_name(node.name)
+        self._insert(node)
+        return node
+
+    def _insert(self, node: Node) -> None:
+        if node.graph is not None and node.graph is not self:
+            raise GraphError("node already belongs to another graph", node=node.name)
+        node.graph = self
+        self._nodes[node.name] = node
+        self._g.add_node(node.name)
+        self._touched(node)
+
+    def _check_new_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name or not name.replace("_", "a").isalnum() or name[0].isdigit():
+            raise GraphError(f"invalid node name {name!r}: use letters, digits and _, not starting with a digit")
+        if name in self._nodes:
+            raise GraphError("a node with this name already exists", node=name)
+
+    def unique_name(self, prefix: str) -> str:
+        i = 1
+        while f"{prefix}{i}" in self._nodes:
+            i += 1
+        return f"{prefix}{i}"
+
+    def node(self, ref: Node | str) -> Node:
+        if isinstance(ref, Node):
+            if self._nodes.get(ref.name) is not ref:
+                raise GraphError("node is not part of this graph", node=ref.name)
+            return ref
+        try:
+            return self._nodes[ref]
+        except KeyError:
+            raise GraphError(f"no node named {ref!r}; nodes: {', '.join(self._nodes) or 'none'}") from None
+
+    __getitem__ = node
+
+    def __contains__(self, ref: object) -> bool:
+        name = ref.name if isinstance(ref, Node) else ref
+        return isinstance(name, str) and name in self._nodes and (
+            not isinstance(ref, Node) or self._nodes[name] is ref)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self._nodes.values()))
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        return dict(self._nodes)
+
+    def remove(self, ref: Node | str) -> None:
+        node = self.node(ref)
+        self._g.remove_node(node.name)
+        del self._nodes[node.name]
+        node.graph = None
+        self._touched(None)
+
+    def rename(self, ref: Node | str, new_name: str) -> Node:
+        node = self.node(ref)
+        if new_name == node.name:
+            return node
+        self._check_new_name(new_name)
+        nx.relabel_nodes(self._g, {node.name: new_name}, copy=False)
+        del self._nodes[node.name]
+        node.name = new_name
+        self._nodes = {**self._nodes, new_name: node}
+        self._touched(None)
+        return node
+
+    # --- links ------------------------------------------------------------------------------
+    def connect(self, src: Node | str, dst: Node | str, input: str) -> None:
+        """Feed ``src`` into ``dst``'s input ``input``, replacing what was connected there."""
+        s, d = self.node(src), self.node(dst)
+        d.input_spec(input)  # raises for an unknown input name
+        self.disconnect(d, input)
+        self._g.add_edge(s.name, d.name, key=input)
+        self._touched(d)
+
+    def disconnect(self, dst: Node | str, input: str) -> None:
+        d = self.node(dst)
+        for src, _, key in list(self._g.in_edges(d.name, keys=True)):
+            if key == input:
+                self._g.remove_edge(src, d.name, key=key)
+        self._touched(d)
+
+    def inputs_of(self, ref: Node | str) -> dict[str, Node]:
+        """Connected inputs of a node, ``{input name: source node}`` in declaration order."""
+        name = ref.name if isinstance(ref, Node) else ref
+        cached = self._inputs_cache.get(name)
+        if cached is None:
+            node = self.node(ref)
+            found = {key: self._nodes[src] for src, _, key in self._g.in_edges(name, keys=True)}
+            order = [i.name for i in node.inputs]
+            cached = {k: found[k] for k in sorted(found, key=lambda k: order.index(k) if k in order else 99)}
+            self._inputs_cache[name] = cached
+        return cached
+
+    def outputs_of(self, ref: Node | str) -> list[tuple[Node, str]]:
+        """``(node, input name)`` pairs fed by this node."""
+        node = self.node(ref)
+        return [(self._nodes[dst], key) for _, dst, key in self._g.out_edges(node.name, keys=True)]
+
+    def links(self) -> list[tuple[str, str, str]]:
+        """All links as ``(from, to, input)``, in node order."""
+        out = []
+        for name in self._nodes:
+            out.extend((src.name, name, inp) for inp, src in self.inputs_of(name).items())
+        return out
+
+    def upstream(self, ref: Node | str) -> list[Node]:
+        """Every node ``ref`` depends on, itself included."""
+        node = self.node(ref)
+        return [self._nodes[n] for n in nx.ancestors(self._g, node.name) | {node.name}]
+
+    def downstream(self, ref: Node | str) -> list[Node]:
+        node = self.node(ref)
+        return [self._nodes[n] for n in nx.descendants(self._g, node.name) | {node.name}]
+
+    def _touched(self, node: Node | None) -> None:
+        self._inputs_cache.clear()
+        self.version += 1
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """A copy of the link structure, nodes carrying ``type`` and ``knobs`` attributes."""
+        g = self._g.copy()
+        for name, node in self._nodes.items():
+            g.nodes[name].update(type=node.type_name, knobs=node.knob_values(only_changed=True))
+        return g
+
+    # --- validation --------------------------------------------------------------------------
+    def validate(self) -> list[Issue]:
+        """Every problem at once: unknown types, missing required inputs, bad knobs, cycles."""
+        issues: list[Issue] = []
+        for node in self._nodes.values():
+            if isinstance(node, UnknownNode):
+                issues.append(Issue("unknown_type", f"unknown node type {node.type_name!r}", node=node.name))
+                continue
+            connected = self.inputs_of(node)
+            for spec in node.inputs:
+                if spec.required and spec.name not in connected:
+                    issues.append(Issue("missing_input", "required input is not connected", node=node.name,
+                                        input=spec.name))
+            for knob, (raw, msg) in node.invalid_knobs.items():
+                issues.append(Issue("invalid_knob", f"{msg} (got {raw!r})", node=node.name, knob=knob))
+            for msg in node.check():
+                issues.append(Issue("node_check", msg, node=node.name))
+        for cycle in _cycles(self._g):
+            issues.append(Issue("cycle", "cycle: " + " -> ".join(cycle + [cycle[0]]), node=cycle[0],
+                                cycle=tuple(cycle)))
+        return issues
+
+    def check(self, nodes: list[Node | str] | None = None) -> None:
+        """Raise :class:`ValidationError` listing every issue (of ``nodes``' upstream if given)."""
+        issues = self.validate()
+        if nodes is not None:
+            keep = {n.name for ref in nodes for n in self.upstream(ref)}
+            issues = [i for i in issues if i.node in keep or any(c in keep for c in i.cycle)]
+        if issues:
+            raise ValidationError(issues)
+
+    # --- evaluation ---------------------------------------------------------------------------
+    @property
+    def evaluator(self) -> "Evaluator":
+        if self._evaluator is None:
+            from .evaluator import Evaluator
+
+            self._evaluator = Evaluator(self)
+        return self._evaluator
+
+    @evaluator.setter
+    def evaluator(self, value: "Evaluator") -> None:
+        self._evaluator = value
+
+    def evaluate(self, ref: Node | str, frame: int = 1, *, device: str | torch.device | None = None,
+                 dtype: torch.dtype | None = None) -> "Image":
+        """Compute one frame of a node (pulling only what it needs, cached by hash)."""
+        return self.evaluator.evaluate(ref, frame, device=device, dtype=dtype)
+
+    def frame_range(self, ref: Node | str) -> tuple[int, int] | None:
+        """The node's frame range from its inputs (Reads know theirs; generators have none)."""
+        return self.evaluator.frame_range(ref)
+
+    def outputs(self) -> list[Node]:
+        """Nodes with side effects (Write, ...) in graph order."""
+        return [n for n in self._nodes.values() if n.is_output]
+
+    # --- documents -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from .document import graph_to_dict
+
+        return graph_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, strict: bool = True, source: str | None = None) -> "Graph":
+        from .document import graph_from_dict
+
+        return graph_from_dict(data, strict=strict, source=source)
+
+    def to_json(self, indent: int = 2) -> str:
+        from .document import dumps
+
+        return dumps(self, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str, *, strict: bool = True, source: str | None = None) -> "Graph":
+        from .document import loads
+
+        return loads(text, strict=strict, source=source)
+
+    def save(self, path: str | Path) -> None:
+        from .document import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, strict: bool = True) -> "Graph":
+        from .document import load
+
+        return load(path, strict=strict)
+
+    def __repr__(self) -> str:
+        return f"<Graph {len(self._nodes)} nodes, {self._g.number_of_edges()} links>"
+
+
+def _cycles(g: nx.MultiDiGraph) -> list[list[str]]:
+    """One representative cycle per strongly connected component (self-loops included)."""
+    out = []
+    for comp in nx.strongly_connected_components(g):
+        if len(comp) == 1:
+            (n,) = comp
+            if not g.has_edge(n, n):
+                continue
+            out.append([n])
+            continue
+        sub = g.subgraph(comp)
+        cycle = nx.find_cycle(sub, source=sorted(comp)[0])
+        out.append([edge[0] for edge in cycle])
+    return sorted(out)

@@ -1,0 +1,277 @@
+"""Node base class, knob models, inputs and the type registry.
+
+A node type is a subclass of :class:`Node` with a pydantic ``Knobs`` model, a tuple of named
+``inputs`` and a pure ``compute(ctx)``. Subclasses register themselves under ``type_name``.
+The engine never imports a concrete node: the registry loads ``nodegraph.nodes`` (and any
+``nodegraph.nodes`` entry points of plug-in packages) on first lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+
+from .errors import GraphError, KnobError, NodeGraphError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .evaluator import Context
+    from .graph import Graph
+    from .image import Image
+
+
+class Knobs(BaseModel):
+    """Base of every node's knob model: unknown knobs are rejected, assignment is validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
+                              protected_namespaces=())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        owner = (self.__pydantic_private__ or {}).get("_owner")
+        if owner is not None and not name.startswith("_"):
+            owner._knobs_changed()
+
+    _owner: Any = pydantic.PrivateAttr(default=None)
+
+
+@dataclass(frozen=True)
+class Input:
+    """A named input of a node type."""
+
+    name: str
+    required: bool = True
+    doc: str = ""
+
+
+def _knob_error(node_name: str, err: pydantic.ValidationError, knob: str | None = None) -> KnobError:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ())) or knob
+    msg = first.get("msg", str(err))
+    if first.get("type") == "extra_forbidden":
+        msg = "no such knob"
+    return KnobError(f"{msg} (got {first.get('input')!r})", node=node_name, knob=loc or knob)
+
+
+class Node:
+    """Base class of every node type.
+
+    Class attributes a subclass sets: ``type_name`` (stable, saved in documents), ``Knobs``,
+    ``inputs``, ``category`` and a docstring. Instance state: ``name``, ``knobs`` and the graph
+    it belongs to; connections live in the graph.
+    """
+
+    type_name: ClassVar[str] = ""
+    category: ClassVar[str] = "Other"
+    Knobs: ClassVar[type[Knobs]] = Knobs
+    inputs: ClassVar[tuple[Input, ...]] = ()
+    #: Nodes with side effects (Write, CopyCat) are run explicitly, never as part of a pull.
+    is_output: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not abstract:
+            if not cls.type_name:
+                cls.type_name = cls.__name__
+            _REGISTRY.register(cls)
+
+    def __init__(self, name: str, **knobs: Any) -> None:
+        self.name = name
+        self.graph: Graph | None = None
+        self.invalid_knobs: dict[str, tuple[Any, str]] = {}
+        self._static_digest: bytes | None = None
+        try:
+            self.knobs = self.Knobs(**knobs)
+        except pydantic.ValidationError as err:
+            raise _knob_error(name, err) from None
+        self.knobs._owner = self
+
+    # --- knobs ----------------------------------------------------------------------------
+    def _knobs_changed(self) -> None:
+        self._static_digest = None
+        if self.graph is not None:
+            self.graph._touched(self)
+
+    def set(self, **values: Any) -> "Node":
+        """Set several knobs, validating each; returns the node for chaining."""
+        for key, value in values.items():
+            if key not in type(self.knobs).model_fields:
+                raise KnobError(f"no such knob; {self.type_name} has: {', '.join(self.knob_names())}",
+                                node=self.name, knob=key)
+            try:
+                setattr(self.knobs, key, value)
+            except pydantic.ValidationError as err:
+                raise _knob_error(self.name, err, key) from None
+            self.invalid_knobs.pop(key, None)
+        return self
+
+    def __getitem__(self, knob: str) -> Any:
+        if knob not in type(self.knobs).model_fields:
+            raise KnobError("no such knob", node=self.name, knob=knob)
+        return getattr(self.knobs, knob)
+
+    def __setitem__(self, knob: str, value: Any) -> None:
+        self.set(**{knob: value})
+
+    @classmethod
+    def knob_names(cls) -> list[str]:
+        return list(cls.Knobs.model_fields)
+
+    def knob_values(self, *, only_changed: bool = False) -> dict[str, Any]:
+        """Knob values as JSON data; ``only_changed`` drops values equal to the default."""
+        data = self.knobs.model_dump(mode="json", exclude_defaults=only_changed)
+        for key, (raw, _msg) in self.invalid_knobs.items():
+            data[key] = raw
+        return data
+
+    # --- inputs ---------------------------------------------------------------------------
+    @classmethod
+    def input_names(cls) -> list[str]:
+        return [i.name for i in cls.inputs]
+
+    @classmethod
+    def input_spec(cls, name: str) -> Input:
+        for i in cls.inputs:
+            if i.name == name:
+                return i
+        raise GraphError(f"{cls.type_name} has no input {name!r}; inputs: {', '.join(cls.input_names()) or 'none'}")
+
+    # --- evaluation hooks -------------------------------------------------------------------
+    def needs(self, ctx: "Context") -> Iterable[tuple[str, int]]:
+        """(input name, frame) pairs ``compute`` will pull at ``ctx.frame``.
+
+        Declared up front so that hashing and evaluation agree, and so that only what is needed
+        is pulled. Default: every connected input at the same frame.
+        """
+        return [(name, ctx.frame) for name in ctx.connected]
+
+    def passthrough(self, ctx: "Context") -> str | None:
+        """Name of an input this node returns unchanged at ``ctx.frame`` (then it shares its hash)."""
+        return None
+
+    def hash_extra(self, ctx: "Context") -> bytes:
+        """Extra bytes for the hash at this frame: file readers add path, size and mtime."""
+        return b""
+
+    def compute(self, ctx: "Context") -> "Image":
+        raise NotImplementedError(f"{self.type_name} does not compute images")
+
+    def frame_range(self, ranges: dict[str, tuple[int, int] | None]) -> tuple[int, int] | None:
+        """This node's frame range given its inputs' ranges; default: the first connected input's."""
+        for spec in self.inputs:
+            if ranges.get(spec.name) is not None:
+                return ranges[spec.name]
+        return None
+
+    def check(self) -> list[str]:
+        """Problems specific to this node's knob values (beyond type validation); messages only."""
+        return []
+
+    # --- hashing ---------------------------------------------------------------------------
+    def static_digest(self) -> bytes:
+        """Digest of type and knob values, cached until a knob changes."""
+        if self._static_digest is None:
+            payload = json.dumps([self.type_name, self.knob_values()], sort_keys=True, default=str)
+            self._static_digest = hashlib.blake2b(payload.encode(), digest_size=16).digest()
+        return self._static_digest
+
+    def __repr__(self) -> str:
+        changed = self.knob_values(only_changed=True)
+        knobs = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"<{self.type_name} {self.name}{' ' + knobs if knobs else ''}>"
+
+
+class UnknownNode(Node, abstract=True):
+    """Placeholder for a node whose type is not registered, kept so that nothing is lost on save."""
+
+    def __init__(self, name: str, type_name: str, knobs: dict[str, Any], inputs: Iterable[str] = ()) -> None:
+        self.type_name = type_name  # instance attribute shadows the class one
+        self.raw_knobs = dict(knobs)
+        self.inputs = tuple(Input(n, required=False) for n in inputs)
+        super().__init__(name)
+
+    def knob_values(self, *, only_changed: bool = False) -> dict[str, Any]:
+        return dict(self.raw_knobs)
+
+    def input_spec(self, name: str) -> Input:  # type: ignore[override]
+        for i in self.inputs:
+            if i.name == name:
+                return i
+        spec = Input(name, required=False)
+        self.inputs = self.inputs + (spec,)
+        return spec
+
+    def compute(self, ctx: "Context") -> "Image":
+        raise GraphError(f"unknown node type {self.type_name!r}", node=self.name)
+
+
+class Registry:
+    """Node types by stable type name."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, type[Node]] = {}
+        self._loaded = False
+
+    def register(self, cls: type[Node]) -> None:
+        existing = self._types.get(cls.type_name)
+        if existing is not None and existing.__qualname__ != cls.__qualname__:
+            raise GraphError(f"node type {cls.type_name!r} registered twice ({existing!r}, {cls!r})")
+        self._types[cls.type_name] = cls
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        importlib.import_module("nodegraph.nodes")
+        for ep in importlib_metadata.entry_points(group="nodegraph.nodes"):
+            ep.load()
+
+    def get(self, type_name: str) -> type[Node]:
+        self._load()
+        try:
+            return self._types[type_name]
+        except KeyError:
+            raise GraphError(f"unknown node type {type_name!r}") from None
+
+    def __contains__(self, type_name: str) -> bool:
+        self._load()
+        return type_name in self._types
+
+    def types(self) -> dict[str, type[Node]]:
+        self._load()
+        return dict(sorted(self._types.items()))
+
+
+_REGISTRY = Registry()
+registry = _REGISTRY
+
+
+def default_node_name(type_name: str) -> str:
+    """Nuke's naming: ``Merge2`` nodes are called ``Merge1``, ``Merge2``...; the prefix drops digits."""
+    return re.sub(r"\d+$", "", type_name) or "Node"
+
+
+def knob_docs(cls: type[Node]) -> list[dict[str, Any]]:
+    """Knob name, type, default and docstring of a node type (for ``nodegraph nodes``)."""
+    out = []
+    for name, field in cls.Knobs.model_fields.items():
+        ann = field.annotation
+        tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        default = field.get_default(call_default_factory=True)
+        try:
+            default = json.loads(json.dumps(default, default=str))
+        except (TypeError, ValueError):  # pragma: no cover - defensive
+            default = str(default)
+        out.append({"name": name, "type": tname, "default": default, "doc": field.description or ""})
+    return out
+
+
+__all__ = ["Input", "Knobs", "Node", "NodeGraphError", "Registry", "UnknownNode", "registry", "knob_docs",
+           "default_node_name"]

@@ -1,0 +1,64 @@
+"""Knob types and helpers shared by the node library."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+from pydantic import AfterValidator, Field
+
+from nodegraph import channels as chans
+from nodegraph.errors import KnobError
+from nodegraph.formats import format_validator, parse_format
+from nodegraph.image import Format, Image
+
+
+def _channels_validator(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("channel selection is empty; use a layer (rgba, rgb, alpha, diffuse...), "
+                         "a channel (rgba.red), a comma list, 'all' or 'none'")
+    for item in value.split(","):
+        item = item.strip()
+        if "." in item:
+            chans.split(item)
+    return value
+
+
+#: A channel selection knob: ``rgba``, ``rgb``, ``alpha``, ``all``, ``none``, a layer, ``rgba.red,depth.Z``.
+ChannelsKnob = Annotated[str, AfterValidator(_channels_validator)]
+#: A format knob: a Nuke format name or ``"WxH [aspect]"``.
+FormatKnob = Annotated[str, AfterValidator(format_validator)]
+#: An RGBA colour.
+Color4 = tuple[float, float, float, float]
+
+MixKnob = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def format_of(node_name: str, value: str) -> Format:
+    return parse_format(value, node=node_name)
+
+
+def fill(fmt: Format, names: tuple[str, ...], values: list[float], device: torch.device,
+         dtype: torch.dtype) -> Image:
+    """A full-frame image with one constant per channel."""
+    box = fmt.display
+    vals = torch.tensor(values, device=device, dtype=dtype).view(-1, 1, 1)
+    pixels = vals.expand(len(names), box.height, box.width).contiguous()
+    return Image(pixels, names, box, fmt)
+
+
+def rgba_values(names: tuple[str, ...], color: tuple[float, ...], default: float = 0.0) -> list[float]:
+    """Per-channel values: rgba channels take the colour's components, others ``default``."""
+    index = {"rgba.red": 0, "rgba.green": 1, "rgba.blue": 2, "rgba.alpha": 3}
+    return [float(color[index[n]]) if n in index else default for n in names]
+
+
+def select_channels(spec: str, img: Image, node: str, knob: str = "channels") -> tuple[str, ...]:
+    """Expand a channel knob against an image; unknown layers name the node and knob."""
+    try:
+        return chans.expand(spec, img.channels)
+    except KnobError:
+        raise
+    except Exception as err:  # ChannelError
+        raise KnobError(str(err), node=node, knob=knob) from None
