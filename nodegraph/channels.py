@@ -54,7 +54,7 @@ def to_file_name(name: str) -> str:
         return short
     if layer == "depth" and comp == "Z":
         return "Z"
-    if layer == "other":
+    if layer == "other" and from_file_name(comp) == name:  # not "other.Z": a bare "Z" reads back as depth.Z
         return comp
     return f"{layer}.{short}"
 

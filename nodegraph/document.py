@@ -16,6 +16,7 @@ type, bad knob value) raise too when ``strict``; otherwise they are kept in the 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -52,7 +53,10 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
 
 
 def dumps(graph: Graph, indent: int | None = 2) -> str:
-    return json.dumps(graph_to_dict(graph), indent=indent, allow_nan=False)
+    try:
+        return json.dumps(graph_to_dict(graph), indent=indent, allow_nan=False)
+    except (TypeError, ValueError) as err:  # metadata holding NaN or objects JSON cannot carry
+        raise DocumentError(f"graph cannot be written as JSON: {err}") from None
 
 
 def save(graph: Graph, path: str | os.PathLike[str]) -> None:
@@ -83,12 +87,43 @@ def load(path: str | os.PathLike[str], *, strict: bool = True) -> Graph:
 
 def loads(text: str, *, strict: bool = True, source: str | None = None) -> Graph:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+    except _NonFinite as err:
+        raise DocumentError(f"{err.args[0]} is not a JSON number (documents must be saveable again)",
+                            path=source) from None
     except json.JSONDecodeError as err:
         raise DocumentError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", path=source) from None
     except RecursionError:
         raise DocumentError("JSON nested too deeply", path=source) from None
     return graph_from_dict(data, strict=strict, source=source)
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise _NonFinite(text)
+    return value
+
+
+def _check_finite(data: Any, source: str | None) -> None:
+    """NaN and infinities load from Python data but could not be saved: reject them up front."""
+    stack: list[tuple[Any, str]] = [(data, "$")]
+    while stack:
+        value, jp = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DocumentError(f"{value} is not a JSON number", json_path=jp, path=source)
+        if isinstance(value, dict):
+            stack.extend((v, f"{jp}.{k}") for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{jp}[{i}]") for i, v in enumerate(value))
 
 
 def _type_name(value: Any) -> str:
@@ -124,6 +159,7 @@ def migrate(data: dict[str, Any], source: str | None = None) -> dict[str, Any]:
 
 def graph_from_dict(data: Any, *, strict: bool = True, source: str | None = None) -> Graph:
     _expect(data, dict, "$", "document", source)
+    _check_finite(data, source)
     data = migrate(data, source)
     unknown = sorted(set(data) - {FORMAT_KEY, "nodes", "links", "metadata"})
     if unknown:

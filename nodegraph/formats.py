@@ -49,6 +49,13 @@ def parse_format(value: str, *, node: str | None = None, knob: str = "format") -
 
 
 def format_validator(value: str) -> str:
-    """Pydantic validator for format knobs: accept only parseable formats."""
-    parse_format(value)
+    """Pydantic validator for format knobs: accept only parseable formats.
+
+    Raises ``ValueError`` (not ``KnobError``) so that pydantic reports it as a validation error
+    with the knob's location, and the node then names itself and the knob in the ``KnobError``.
+    """
+    try:
+        parse_format(value)
+    except KnobError as err:
+        raise ValueError(err.message) from None
     return value

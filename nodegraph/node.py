@@ -12,6 +12,8 @@ import hashlib
 import importlib
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable
@@ -30,7 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 class Knobs(BaseModel):
     """Base of every node's knob model: unknown knobs are rejected, assignment is validated."""
 
+    # allow_inf_nan=False: every knob value must be writable to a JSON document
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False,
                               protected_namespaces=())
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -54,7 +58,7 @@ class Input:
 def _knob_error(node_name: str, err: pydantic.ValidationError, knob: str | None = None) -> KnobError:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first.get("loc", ())) or knob
-    msg = first.get("msg", str(err))
+    msg = first.get("msg", str(err)).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         msg = "no such knob"
     return KnobError(f"{msg} (got {first.get('input')!r})", node=node_name, knob=loc or knob)
@@ -91,6 +95,8 @@ class Node:
             self.knobs = self.Knobs(**knobs)
         except pydantic.ValidationError as err:
             raise _knob_error(name, err) from None
+        except NodeGraphError as err:  # raised by a knob validator: still name the node
+            raise err.with_context(node=name)
         self.knobs._owner = self
 
     # --- knobs ----------------------------------------------------------------------------
@@ -109,6 +115,8 @@ class Node:
                 setattr(self.knobs, key, value)
             except pydantic.ValidationError as err:
                 raise _knob_error(self.name, err, key) from None
+            except NodeGraphError as err:  # raised by a knob validator: still name node and knob
+                raise err.with_context(node=self.name, knob=key)
             self.invalid_knobs.pop(key, None)
         return self
 
@@ -258,12 +266,26 @@ def default_node_name(type_name: str) -> str:
     return re.sub(r"\d+$", "", type_name) or "Node"
 
 
+def _type_label(ann: Any) -> str:
+    origin = typing.get_origin(ann)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) if a == "" else str(a) for a in typing.get_args(ann))
+    if origin is typing.Annotated:
+        return _type_label(typing.get_args(ann)[0])
+    if origin in (types.UnionType, typing.Union):
+        return " | ".join(_type_label(a) for a in typing.get_args(ann))
+    if origin is tuple:
+        return "(" + ", ".join(_type_label(a) for a in typing.get_args(ann)) + ")"
+    if ann is type(None):
+        return "empty"
+    return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+
+
 def knob_docs(cls: type[Node]) -> list[dict[str, Any]]:
     """Knob name, type, default and docstring of a node type (for ``nodegraph nodes``)."""
     out = []
     for name, field in cls.Knobs.model_fields.items():
-        ann = field.annotation
-        tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        tname = _type_label(field.annotation)
         default = field.get_default(call_default_factory=True)
         try:
             default = json.loads(json.dumps(default, default=str))

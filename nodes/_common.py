@@ -8,7 +8,7 @@ import torch
 from pydantic import AfterValidator, Field
 
 from nodegraph import channels as chans
-from nodegraph.errors import KnobError
+from nodegraph.errors import ChannelError, KnobError
 from nodegraph.formats import format_validator, parse_format
 from nodegraph.image import Format, Image
 
@@ -21,7 +21,10 @@ def _channels_validator(value: str) -> str:
     for item in value.split(","):
         item = item.strip()
         if "." in item:
-            chans.split(item)
+            try:
+                chans.split(item)
+            except ChannelError as err:  # pydantic only turns ValueError into a located knob error
+                raise ValueError(err.message) from None
     return value
 
 
@@ -62,3 +65,32 @@ def select_channels(spec: str, img: Image, node: str, knob: str = "channels") ->
         raise
     except Exception as err:  # ChannelError
         raise KnobError(str(err), node=node, knob=knob) from None
+
+
+def to_working(img: Image, src: str) -> Image:
+    """Convert an image's rgb from colourspace ``src`` to the working space (scene linear)."""
+    from nodegraph import color
+
+    return _convert(img, src, "linear", color)
+
+
+def from_working(img: Image, dst: str) -> Image:
+    """Convert an image's rgb from the working space to colourspace ``dst``."""
+    from nodegraph import color
+
+    return _convert(img, "linear", dst, color)
+
+
+def _convert(img: Image, src: str, dst: str, color) -> Image:
+    idx = [img.channels.index(n) for n in chans.RGB if n in img.channels]
+    if not idx or color.resolve(src) == color.resolve(dst):
+        return img
+    pixels = img.pixels.clone()
+    pixels[idx] = color.convert(img.pixels[idx], src, dst)
+    return img.replace(pixels=pixels)
+
+
+def color_config_id() -> str:
+    from nodegraph import color
+
+    return color.get_config().getCacheID()

@@ -31,6 +31,11 @@ class _Math(Node, abstract=True):
         idx = [img.index(n) for n in names if n in img.channels]
         if not idx:
             return img
+        if len(idx) == len(img.channels):  # every channel: one whole-tensor op, no gather/scatter
+            out = self.op(img.pixels, k.value)
+            if k.mix != 1.0:
+                out = img.pixels + (out - img.pixels) * k.mix
+            return img.replace(pixels=out)
         pixels = img.pixels.clone()
         sel = pixels[idx]
         out = self.op(sel, k.value)

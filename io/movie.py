@@ -1,0 +1,325 @@
+"""Movie files (.mov, .mp4, .mxf, .avi, .mkv) through PyAV: frame-accurate reads, atomic writes.
+
+Frame ``index`` (0-based) means the index-th frame in presentation order. On first use a file's
+packets are demuxed (not decoded) to list every frame's pts and the keyframes; a read seeks to
+the keyframe before the target and decodes forward to the exact pts, or keeps decoding from
+the previous read when the target lies ahead in the same GOP. Open readers are cached per
+process (keyed by path, size and mtime) so sequential reads do not reopen the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+from collections import OrderedDict
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+
+from nodegraph import channels as chans
+from nodegraph.errors import ImageIOError, MissingFrameError
+from nodegraph.image import Box, Format, Image
+
+from .atomic import temp_path_for
+
+MOVIE_EXTENSIONS = {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm"}
+#: Default codec and pixel format per container extension.
+DEFAULT_CODECS = {".mov": ("prores_ks", "yuv422p10le"), ".mp4": ("libx264", "yuv420p"),
+                  ".m4v": ("libx264", "yuv420p"), ".mxf": ("mpeg2video", "yuv422p"),
+                  ".avi": ("mjpeg", "yuvj444p"), ".mkv": ("ffv1", "yuv444p"), ".webm": ("libvpx-vp9", "yuv420p")}
+_SWS_SPACES = {1: "itu709", 5: "itu601", 6: "itu601", 7: "smpte240m"}
+_CACHE_SIZE = 8
+
+
+def _src_colorspace(frame: Any) -> str:
+    return _SWS_SPACES.get(int(frame.colorspace), "itu709" if frame.height >= 720 else "itu601")
+
+
+class _Reader:
+    """One open container plus its frame index and decoding position. Not thread safe alone."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            self.container = av.open(path)
+            if not self.container.streams.video:
+                raise ImageIOError("movie has no video stream", path=path)
+            self.stream = self.container.streams.video[0]
+            self.stream.thread_type = "AUTO"
+            pts: list[int] = []
+            keys: list[int] = []
+            for packet in self.container.demux(self.stream):
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.size == 0 or stamp is None:
+                    continue
+                pts.append(stamp)
+                if packet.is_keyframe:
+                    keys.append(stamp)
+        except ImageIOError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise ImageIOError(f"cannot open movie: {exc}", path=path) from exc
+        if not pts:
+            self.close()
+            raise ImageIOError("movie has no video frames", path=path)
+        self.pts = sorted(pts)
+        self.keys = sorted(keys) or self.pts[:1]
+        self.position: int | None = None  # pts of the last decoded frame
+        self._frames: Any = None
+        cc = self.stream.codec_context
+        self.high_bit_depth = any(tag in (cc.pix_fmt or "") for tag in ("10", "12", "16"))
+
+    def info(self) -> dict[str, Any]:
+        s, cc = self.stream, self.stream.codec_context
+        rate = s.average_rate or s.guessed_rate or s.base_rate
+        return {"path": self.path, "format": "movie", "container": self.container.format.name,
+                "frames": len(self.pts), "fps": float(rate) if rate else None,
+                "fps_fraction": (rate.numerator, rate.denominator) if rate else None,
+                "width": cc.width, "height": cc.height, "codec": cc.name, "pixel_format": cc.pix_fmt,
+                "pixel_aspect": float(s.sample_aspect_ratio) if s.sample_aspect_ratio else 1.0}
+
+    def _decode_to(self, target: int) -> Any:
+        for frame in self._frames:
+            stamp = frame.pts if frame.pts is not None else frame.dts
+            self.position = stamp
+            if stamp is None or stamp < target:
+                continue
+            return frame if stamp == target else None
+        return None
+
+    def frame(self, index: int) -> Any:
+        target = self.pts[index]
+        key = self.keys[max(0, bisect.bisect_right(self.keys, target) - 1)]
+        if self._frames is not None and self.position is not None and key <= self.position < target:
+            found = self._decode_to(target)
+            if found is not None:
+                return found
+        for seek_to in (key, None):  # a second try decodes from the very start
+            if seek_to is None:
+                self.container.seek(0, backward=True, any_frame=False, stream=self.stream)
+            else:
+                self.container.seek(seek_to, backward=True, any_frame=False, stream=self.stream)
+            self._frames = self.container.decode(self.stream)
+            found = self._decode_to(target)
+            if found is not None:
+                return found
+        raise ImageIOError(f"could not decode frame index {index} (pts {target})", path=self.path)
+
+    def close(self) -> None:
+        container = getattr(self, "container", None)
+        if container is not None:
+            container.close()
+
+
+_cache: OrderedDict[tuple[str, int, int], _Reader] = OrderedDict()
+_cache_lock = threading.Lock()
+_cache_pid = os.getpid()
+
+
+def _reader(path: str) -> _Reader:
+    global _cache_pid
+    if not os.path.exists(path):
+        raise MissingFrameError("file does not exist", path=path)
+    if os.path.isdir(path):
+        raise ImageIOError("is a directory, not a movie file", path=path)
+    st = os.stat(path)
+    if st.st_size == 0:
+        raise ImageIOError("file is empty", path=path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    with _cache_lock:
+        if _cache_pid != os.getpid():  # forked: containers are not shareable across processes
+            _cache.clear()
+            _cache_pid = os.getpid()
+        reader = _cache.get(key)
+        if reader is not None:
+            _cache.move_to_end(key)
+            return reader
+    reader = _Reader(path)
+    with _cache_lock:
+        _cache[key] = reader
+        while len(_cache) > _CACHE_SIZE:
+            _, old = _cache.popitem(last=False)
+            with old.lock:
+                old.close()
+    return reader
+
+
+def close_all() -> None:
+    """Close every cached reader (tests, or before a file is rewritten in place)."""
+    with _cache_lock:
+        readers = list(_cache.values())
+        _cache.clear()
+    for r in readers:
+        with r.lock:
+            r.close()
+
+
+def movie_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Frame count, fps, width, height, codec, pixel format and container of the first video stream."""
+    reader = _reader(str(path))
+    with reader.lock:
+        return reader.info()
+
+
+def read_movie_frame(path: str | os.PathLike[str], index: int, *, dtype: torch.dtype = torch.float32) -> Image:
+    """Frame ``index`` (0-based, presentation order) as an RGB image, values 0..1."""
+    path = str(path)
+    reader = _reader(path)
+    with reader.lock:
+        count = len(reader.pts)
+        if not 0 <= index < count:
+            raise MissingFrameError(f"frame index {index} outside the movie's {count} frames (0..{count - 1})",
+                                    path=path)
+        try:
+            frame = reader.frame(index)
+            fmt = "rgb48le" if reader.high_bit_depth else "rgb24"
+            rgb = frame.reformat(format=fmt, src_colorspace=_src_colorspace(frame)).to_ndarray()
+            info = reader.info()
+        except ImageIOError:
+            raise
+        except Exception as exc:
+            raise ImageIOError(f"cannot decode frame index {index}: {exc}", path=path) from exc
+    scale = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    pixels = torch.from_numpy(np.ascontiguousarray(np.moveaxis(rgb.astype(np.float32) / np.float32(scale), -1, 0)))
+    h, w = pixels.shape[1:]
+    metadata = {"input/filename": path, "input/frame_index": index, "input/datatype": str(rgb.dtype),
+                "input/filetype": "movie", "movie/codec": info["codec"], "movie/fps": info["fps"],
+                "movie/pixel_format": info["pixel_format"]}
+    return Image(pixels.to(dtype), chans.RGB, Box(0, 0, w, h), Format.of_size(w, h, info["pixel_aspect"]), metadata)
+
+
+class MovieWriter:
+    """Encode images into a movie; the file appears at ``path`` only when :meth:`close` succeeds.
+
+    Use as a context manager: an exception inside the block aborts and removes the temp file.
+    ``codec``/``pixel_format`` default by extension (mov: ProRes 422 10-bit, mp4: H.264,
+    mxf: MPEG-2). Pixels are clamped to 0..1 and encoded with the Rec.709 matrix.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], fps: float | Fraction = 24, *, codec: str | None = None,
+                 pixel_format: str | None = None, bit_rate: int | None = None,
+                 options: dict[str, str] | None = None, create_directories: bool = False) -> None:
+        self.path = str(path)
+        ext = Path(self.path).suffix.lower()
+        if ext not in DEFAULT_CODECS:
+            raise ImageIOError(f"unknown movie extension {ext!r}; valid: {', '.join(sorted(DEFAULT_CODECS))}",
+                               path=self.path)
+        default_codec, default_pix = DEFAULT_CODECS[ext]
+        self.codec = codec or default_codec
+        if self.codec not in av.codecs_available:
+            raise ImageIOError(f"codec {self.codec!r} is not available in this PyAV build", path=self.path)
+        self.pixel_format = pixel_format or (default_pix if codec in (None, default_codec) else None)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.bit_rate, self.options = bit_rate, dict(options or {})
+        if create_directories:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if not Path(self.path).parent.is_dir():
+            raise ImageIOError(f"output directory {str(Path(self.path).parent)!r} does not exist", path=self.path)
+        self.tmp = temp_path_for(self.path)
+        try:
+            self.container = av.open(str(self.tmp), "w")
+        except Exception as exc:
+            raise ImageIOError(f"cannot create movie: {exc}", path=self.path) from exc
+        self.stream: Any = None
+        self.frames = 0
+        self.closed = False
+
+    def _open_stream(self, width: int, height: int) -> None:
+        s = self.container.add_stream(self.codec, rate=self.fps, options=self.options)
+        s.width, s.height = width, height
+        if self.pixel_format:
+            s.pix_fmt = self.pixel_format
+        elif s.codec_context.codec.video_formats:
+            s.pix_fmt = s.codec_context.codec.video_formats[0].name
+        if self.bit_rate:
+            s.bit_rate = int(self.bit_rate)
+        for attr, value in (("colorspace", 1), ("color_primaries", 1), ("color_trc", 1)):
+            try:
+                setattr(s.codec_context, attr, value)
+            except Exception:  # not settable in every PyAV version
+                pass
+        self.stream = s
+
+    def write(self, image: Image) -> None:
+        """Append one frame (cropped/padded to its display window, RGB; missing channels are black)."""
+        if self.closed:
+            raise ImageIOError("movie writer is closed", path=self.path)
+        try:
+            image = image.crop_to(image.format.display).select(chans.RGB, missing="black")
+            rgb = image.pixels.detach().cpu().float().clamp(0, 1).nan_to_num(0.0)
+            w, h = image.format.width, image.format.height
+            if self.stream is None:
+                self._open_stream(w, h)
+            elif (w, h) != (self.stream.width, self.stream.height):
+                raise ImageIOError(f"frame {self.frames} is {w}x{h}, the movie is "
+                                   f"{self.stream.width}x{self.stream.height}", path=self.path)
+            deep = any(tag in (self.stream.pix_fmt or "") for tag in ("10", "12", "16"))
+            if deep:
+                arr = (rgb * 65535).round().to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16)
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb48le")
+            else:
+                arr = (rgb * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+                frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace="itu709")
+            frame.pts = self.frames
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            self.frames += 1
+        except ImageIOError:
+            raise
+        except Exception as exc:
+            raise ImageIOError(f"cannot encode frame {self.frames}: {exc}", path=self.path) from exc
+
+    add = write
+
+    def close(self) -> None:
+        """Flush the encoder and move the finished file into place."""
+        if self.closed:
+            return
+        try:
+            if self.stream is None:
+                raise ImageIOError("no frames were written", path=self.path)
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            self.container.close()
+            self.closed = True
+            os.replace(self.tmp, self.path)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, ImageIOError) or not isinstance(exc, Exception):
+                raise
+            raise ImageIOError(f"cannot finish movie: {exc}", path=self.path) from exc
+
+    def abort(self) -> None:
+        """Drop everything written so far; nothing appears at ``path``."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self.container.close()
+            except Exception:
+                pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+    def __enter__(self) -> "MovieWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+def is_movie_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in MOVIE_EXTENSIONS

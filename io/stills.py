@@ -1,0 +1,204 @@
+"""Still images other than EXR (PNG, JPEG, TIFF, DPX, ...) through OpenImageIO.
+
+Integer samples become float 0..1 (``v / (2**bits - 1)``, computed in float64 so 8- and 16-bit
+values map exactly). ``metadata["input/datatype"]`` records the file's sample type so the Read
+node can pick Nuke's default colourspace; ``"input/filetype"`` the OIIO format name (``dpx``
+reads default to log in Nuke); other file attributes keep OIIO's names (``Orientation``,
+``tiff:Compression``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import OpenImageIO as oiio
+import torch
+
+from nodegraph import channels as chans
+from nodegraph.errors import ImageIOError, MissingFrameError
+from nodegraph.image import Box, Format, Image
+
+from .atomic import atomic_output
+
+_INT_TYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "int8": np.int8,
+              "int16": np.int16, "int32": np.int32}
+
+#: Write datatypes: name -> (OIIO type, numpy type, bits per sample if not the type's own).
+DATATYPES: dict[str, tuple[Any, Any, int | None]] = {
+    "8": (oiio.UINT8, np.uint8, None),
+    "10": (oiio.UINT16, np.uint16, 10),
+    "12": (oiio.UINT16, np.uint16, 12),
+    "16": (oiio.UINT16, np.uint16, None),
+    "half": (oiio.HALF, np.float16, None),
+    "float": (oiio.FLOAT, np.float32, None),
+}
+_ALIASES = {"8 bit": "8", "uint8": "8", "10 bit": "10", "12 bit": "12", "16 bit": "16", "uint16": "16",
+            "16 bit half": "half", "float16": "half", "32 bit float": "float", "float32": "float", "32f": "float"}
+
+# Read alpha files as stored: OIIO would otherwise premultiply unassociated-alpha files (PNG).
+_READ_CONFIG = oiio.ImageSpec()
+_READ_CONFIG.attribute("oiio:UnassociatedAlpha", 1)
+
+#: Descriptive attributes carried from ``Image.metadata`` into written files.
+_DESCRIPTIVE = ("ImageDescription", "Artist", "Copyright", "DateTime", "Software", "DocumentName")
+
+
+def _fail(path: str, what: str, detail: str | None = None) -> ImageIOError:
+    detail = (detail if detail is not None else oiio.geterror()).strip()
+    return ImageIOError(f"{what}: {detail}" if detail else what, path=path)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return str(value)
+
+
+def _to_float(arr: np.ndarray, dtype: torch.dtype, bits: int = 0) -> torch.Tensor:
+    kind = str(arr.dtype)
+    if kind == "uint16" and bits in (10, 12):  # OIIO widens 10/12-bit by bit replication
+        arr = (arr >> (16 - bits)).astype(np.float64) / float(2**bits - 1)
+    elif kind in _INT_TYPES:
+        info = np.iinfo(arr.dtype)
+        arr = arr.astype(np.float64) / float(info.max)  # signed: -1..1, like OIIO
+    np_dtype = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}.get(dtype)
+    if np_dtype is not None:
+        return torch.from_numpy(np.ascontiguousarray(arr.astype(np_dtype, copy=False)))
+    return torch.from_numpy(np.ascontiguousarray(arr.astype(np.float32))).to(dtype)
+
+
+def _channel_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[int]]:
+    """Nuke channel names, and which file channel feeds each (greyscale feeds red, green, blue)."""
+    if names in {("Y",), ("Y", "A")}:
+        return chans.RGB + (("rgba.alpha",) if len(names) == 2 else ()), [0, 0, 0] + ([1] if len(names) == 2 else [])
+    mapped = [chans.from_file_name(n) for n in names]
+    if len(set(mapped)) != len(mapped):  # unnamed channels ("channel3") may collide
+        mapped = [m if mapped.count(m) == 1 else f"other.{n}{i}" for i, (m, n) in enumerate(zip(mapped, names))]
+    return tuple(mapped), list(range(len(names)))
+
+
+def read_still(path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32, subimage: int = 0) -> Image:
+    """Read one subimage (TIFF page) of any file OpenImageIO reads, as float ``[C, H, W]``."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise MissingFrameError("file does not exist", path=path)
+    if os.path.isdir(path):
+        raise ImageIOError("is a directory, not an image file", path=path)
+    if os.path.getsize(path) == 0:
+        raise ImageIOError("file is empty", path=path)
+    inp = oiio.ImageInput.open(path, _READ_CONFIG)
+    if inp is None:
+        raise _fail(path, "cannot open image")
+    try:
+        if subimage and not inp.seek_subimage(subimage, 0):
+            raise _fail(path, f"no subimage {subimage}")
+        spec = inp.spec()
+        native = str(spec.format) if not spec.channelformats else "float"
+        fmt = native if native in _INT_TYPES or native in {"half", "float", "double"} else "float"
+        arr = inp.read_image(subimage, 0, 0, spec.nchannels, fmt)
+        err = inp.geterror()
+        if arr is None or err:
+            raise _fail(path, "cannot read pixels (corrupt or truncated file?)", err or None)
+        if arr.ndim == 4:  # volume images: keep the first slice
+            arr = arr[0]
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        names, sources = _channel_names(tuple(spec.channelnames))
+        bits = spec.get_int_attribute("oiio:BitsPerSample", 0)
+        pixels = _to_float(np.moveaxis(arr, -1, 0)[sources], dtype, bits)
+        metadata: dict[str, Any] = {a.name: _json_value(a.value) for a in spec.extra_attribs}
+        metadata["input/filename"] = path
+        metadata["input/datatype"] = str(spec.format) if not spec.channelformats else "float"
+        metadata["input/filetype"] = inp.format_name()
+        if bits:
+            metadata["input/bitsperchannel"] = bits
+        bbox = Box(spec.x, spec.y, spec.x + spec.width, spec.y + spec.height)
+        display = Box(spec.full_x, spec.full_y, spec.full_x + spec.full_width, spec.full_y + spec.full_height)
+        aspect = spec.get_float_attribute("PixelAspectRatio", 1.0) or 1.0
+        return Image(pixels, names, bbox, Format(display, float(aspect)), metadata)
+    except ImageIOError:
+        raise
+    except Exception as exc:
+        raise ImageIOError(f"cannot read image: {exc}", path=path) from exc
+    finally:
+        inp.close()
+
+
+def datatype_key(datatype: str | int, path: str | None = None) -> str:
+    key = _ALIASES.get(str(datatype).lower(), str(datatype).lower())
+    if key not in DATATYPES:
+        raise ImageIOError(f"unknown datatype {datatype!r}; valid: {', '.join(DATATYPES)}", path=path)
+    return key
+
+
+def _quantise(arr: np.ndarray, np_type: Any, bits: int | None = None) -> np.ndarray:
+    """Clamp to 0..1 and round to nearest; 10/12-bit values are bit-replicated into uint16."""
+    top = float(2**bits - 1) if bits else float(np.iinfo(np_type).max)
+    q = np.round(np.clip(np.nan_to_num(arr.astype(np.float64), nan=0.0), 0.0, 1.0) * top).astype(np_type)
+    if bits:
+        q = (q << (16 - bits)) | (q >> (2 * bits - 16))
+    return q
+
+
+def write_still(path: str | os.PathLike[str], image: Image, *, datatype: str | int = "8",
+                metadata: Mapping[str, Any] | None = None, compression: str | None = None,
+                quality: int | None = None, file_type: str | None = None,
+                create_directories: bool = False) -> None:
+    """Write through OpenImageIO (format from ``file_type`` or the extension), atomically.
+
+    Integer types clamp to 0..1 and round to nearest; NaN becomes 0. Formats without data
+    windows (PNG, JPEG, ...) get the display window, padded with black.
+    """
+    path = str(path)
+    key = datatype_key(datatype, path)
+    oiio_type, np_type, bits = DATATYPES[key]
+    if not image.channels:
+        raise ImageIOError("cannot write an image without channels", path=path)
+    with atomic_output(path, create_directories=create_directories) as tmp:
+        out = oiio.ImageOutput.create(file_type or str(tmp))
+        if out is None:
+            raise _fail(path, f"no image writer for file type {file_type!r}" if file_type
+                        else "no image writer for this file extension")
+        if not out.supports("displaywindow") or not out.supports("origin"):
+            image = image.crop_to(image.format.display)
+        names = [chans.to_file_name(c) for c in image.channels]
+        box, display = image.bbox, image.format.display
+        spec = oiio.ImageSpec(box.width, box.height, len(names), oiio_type)
+        spec.x, spec.y = box.x0, box.y0
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = display.x0, display.y0, display.width, display.height
+        spec.channelnames = tuple(names)
+        if "A" in names:
+            spec.alpha_channel = names.index("A")
+        spec.attribute("oiio:UnassociatedAlpha", 1)  # write values as given, never un-premultiply
+        if image.format.pixel_aspect != 1.0:
+            spec.attribute("PixelAspectRatio", float(image.format.pixel_aspect))
+        if bits:
+            spec.attribute("oiio:BitsPerSample", int(bits))
+        if quality is not None:
+            compression = f"{compression or 'jpeg'}:{int(quality)}"
+        if compression:
+            spec.attribute("compression", str(compression))
+        extra = {k: image.metadata[k] for k in _DESCRIPTIVE if k in image.metadata}
+        extra.update(metadata or {})
+        for k, v in extra.items():
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+                spec.attribute(str(k), v)
+        arr = np.moveaxis(image.pixels.detach().cpu().float().numpy(), 0, -1)
+        arr = _quantise(arr, np_type, bits) if np_type in (np.uint8, np.uint16) else \
+            np.ascontiguousarray(arr.astype(np_type if np_type is not None else np.float32))
+        try:
+            if not out.open(str(tmp), spec):
+                raise _fail(path, "cannot open image for writing", out.geterror())
+            if not out.write_image(np.ascontiguousarray(arr)):
+                raise _fail(path, "cannot write image", out.geterror())
+        finally:
+            out.close()

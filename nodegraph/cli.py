@@ -1,0 +1,211 @@
+"""The ``nodegraph`` command line: render, validate, nodes, info, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import NodeGraphError, ValidationError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Headless, Nuke-style compositing with shot-specific machine learning.")
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(err: BaseException, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(graph: Any, overrides: list[str]) -> None:
+    """Apply ``NODE.KNOB=VALUE`` overrides; VALUE is JSON if it parses, else a string."""
+    from .errors import KnobError
+
+    for item in overrides:
+        target, eq, value = item.partition("=")
+        node, dot, knob = target.partition(".")
+        if not eq or not dot or not node or not knob:
+            raise KnobError(f"--set {item!r}: expected NODE.KNOB=VALUE")
+        graph.node(node).set(**{knob: _parse_value(value)})
+
+
+@app.command()
+def render(
+    graph_file: Path = typer.Argument(..., metavar="GRAPH", help="Graph document (.json)."),
+    frames: Optional[str] = typer.Option(None, "--frames", "-F", help="Frames, e.g. 1001-1100, 1-10x2, 1,5,9."),
+    write: list[str] = typer.Option([], "--write", "-w", help="Write node to render (repeatable); default all."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Frames rendered in parallel (processes)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip frames whose output file exists."),
+    half: bool = typer.Option(False, "--half", help="Evaluate in half precision."),
+) -> None:
+    """Render Write nodes over a frame range; exit code 1 if any frame failed."""
+    import torch
+
+    from .graph import Graph
+    from .render import render as run_render
+
+    try:
+        graph = Graph.load(graph_file)
+        apply_overrides(graph, set_)
+        progress = Progress(TextColumn("[bold]render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                            transient=False)
+        task = None
+
+        def on_start(total: int) -> None:
+            nonlocal task
+            task = progress.add_task("", total=total)
+
+        def on_progress(node: str, frame: int, path: str | None, error: str | None) -> None:
+            if error is not None:
+                progress.console.print(f"[red]failed[/] {node} frame {frame}: {error}", highlight=False)
+            progress.update(task, advance=1, description=f"{node} {frame}")
+
+        with progress:
+            result = run_render(graph, writes=write or None, frames=frames, workers=workers, device=device,
+                                dtype=torch.float16 if half else torch.float32, skip_existing=skip_existing,
+                                on_progress=on_progress, on_start=on_start)
+    except ValidationError as err:
+        _fail(err, 2)
+    except NodeGraphError as err:
+        _fail(err)
+    summary = (f"{len(result.written)} frame(s) written, {len(result.skipped)} skipped, "
+               f"{len(result.failed)} failed in {result.seconds:.1f}s")
+    if result.failed:
+        console.print(f"[bold red]{summary}[/]")
+        for (node, frame), msg in sorted(result.failed.items()):
+            console.print(f"  [red]{node} frame {frame}[/]: {msg}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[green]{summary}[/]")
+
+
+@app.command()
+def validate(graph_file: Path = typer.Argument(..., metavar="GRAPH"),
+             as_json: bool = typer.Option(False, "--json", help="Print issues as JSON.")) -> None:
+    """Check a graph document; lists every problem; exit code 1 if any."""
+    from .graph import Graph
+
+    try:
+        graph = Graph.load(graph_file, strict=False)
+    except NodeGraphError as err:
+        _fail(err)
+    issues = graph.validate()
+    if as_json:
+        out.print_json(json.dumps([i.as_dict() for i in issues]))
+    elif issues:
+        for issue in issues:
+            out.print(str(issue), highlight=False)
+    else:
+        out.print(f"{graph_file}: OK ({len(graph)} nodes)")
+    if issues:
+        raise typer.Exit(1)
+
+
+@app.command()
+def nodes(type_name: Optional[str] = typer.Argument(None, metavar="[TYPE]", help="Show one node type in full.")) -> None:
+    """List node types, or one type's inputs and knobs with their docs."""
+    from .node import knob_docs, registry
+
+    if type_name is None:
+        table = Table("type", "category", "description", box=None)
+        for name, cls in registry.types().items():
+            table.add_row(name, cls.category, (cls.__doc__ or "").strip().splitlines()[0])
+        out.print(table)
+        return
+    try:
+        cls = registry.get(type_name)
+    except NodeGraphError as err:
+        _fail(err)
+    out.print(f"[bold]{cls.type_name}[/] ({cls.category})\n{(cls.__doc__ or '').strip()}\n")
+    if cls.inputs:
+        out.print("[bold]inputs[/]")
+        for spec in cls.inputs:
+            out.print(f"  {spec.name}{'' if spec.required else ' (optional)'}: {spec.doc}", highlight=False)
+    table = Table("knob", "type", "default", "description", box=None)
+    for k in knob_docs(cls):
+        table.add_row(k["name"], k["type"], json.dumps(k["default"]), " ".join(k["doc"].split()))
+    out.print(table)
+
+
+@app.command()
+def info(file: Path = typer.Argument(..., metavar="FILE"),
+         as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Describe an image or movie file: format, windows, channels, metadata."""
+    from nodegraph.io import probe
+
+    try:
+        data = probe(str(file))
+    except NodeGraphError as err:
+        _fail(err)
+    data = _jsonable(data)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.print(f"[bold]{key}[/]")
+            for k, v in value.items():
+                out.print(f"  {k}: {v}", highlight=False)
+        else:
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+def _jsonable(value: Any) -> Any:
+    from .image import Box, Format
+
+    if isinstance(value, Format):
+        return {"display_window": list(value.display), "width": value.width, "height": value.height,
+                "pixel_aspect": value.pixel_aspect}
+    if isinstance(value, Box):
+        return list(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@app.command()
+def demo(directory: Path = typer.Argument(Path("nodegraph-demo"), metavar="[DIR]"),
+         workers: int = typer.Option(2, "--workers", "-j", min=1),
+         device: str = typer.Option("cpu", "--device")) -> None:
+    """Build a procedural shot, comp it, render EXR and PNG frames; print where they are."""
+    from .demo import run_demo
+
+    try:
+        report = run_demo(directory, workers=workers, device=device, console=console)
+    except NodeGraphError as err:
+        _fail(err)
+    for line in report:
+        out.print(line, highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,188 @@
+"""Rendering: run the output nodes (Write...) of a graph over a frame range.
+
+Frames run in parallel on local worker processes (each loads the graph from its JSON document and
+keeps its own cache); a failed frame never stops the others, and every failure is reported with
+its node, frame and message. Output nodes implement ``write_frame(evaluator, frame, ...)`` and
+``output_path(frame)``; movie outputs (``is_movie``) are encoded in order in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+
+from .errors import NodeGraphError, RenderError
+from .evaluator import Evaluator, resolve_device
+from .graph import Graph
+from .node import Node
+
+
+@dataclass
+class RenderResult:
+    """What a render did: frames written, skipped and failed, and how long it took."""
+
+    written: list[tuple[str, int, str]] = field(default_factory=list)  # (node, frame, path)
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
+    failed: dict[tuple[str, int], str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def raise_for_failures(self) -> None:
+        if self.failed:
+            raise RenderError(self.failed)
+
+
+def parse_frames(spec: str) -> list[int]:
+    """``"1001-1100"``, ``"1-10x2"``, ``"1,5,10-12"`` -> frame numbers (via fileseq)."""
+    from nodegraph.io.sequence import parse_frame_range
+
+    return parse_frame_range(spec)
+
+
+def _select_outputs(graph: Graph, names: Iterable[str] | None) -> list[Node]:
+    if names:
+        nodes = [graph.node(n) for n in names]
+        for n in nodes:
+            if not n.is_output:
+                raise NodeGraphError(f"{n.type_name} is not an output node; outputs: "
+                                     f"{', '.join(o.name for o in graph.outputs()) or 'none'}", node=n.name)
+        return nodes
+    outputs = graph.outputs()
+    if not outputs:
+        raise NodeGraphError("the graph has no Write (output) nodes to render")
+    return outputs
+
+
+def plan_jobs(graph: Graph, outputs: list[Node], frames: list[int] | None) -> list[tuple[str, int]]:
+    jobs = []
+    for node in outputs:
+        if frames is not None:
+            node_frames = frames
+        else:
+            rng = graph.frame_range(node)
+            if rng is None:
+                raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
+                                     "pass --frames", node=node.name)
+            node_frames = list(range(rng[0], rng[1] + 1))
+        jobs.extend((node.name, f) for f in node_frames)
+    return jobs
+
+
+# --- worker side --------------------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(doc: dict[str, Any], device: str, dtype: str, threads: int, cache_bytes: int | None) -> None:
+    torch.set_num_threads(max(1, threads))
+    graph = Graph.from_dict(doc)
+    _WORKER["evaluator"] = Evaluator(graph, max_cache_bytes=cache_bytes)
+    _WORKER["device"] = device
+    _WORKER["dtype"] = getattr(torch, dtype)
+
+
+def _run_job(node_name: str, frame: int) -> tuple[str, int, str | None, str | None]:
+    ev: Evaluator = _WORKER["evaluator"]
+    return _execute(ev, node_name, frame, _WORKER["device"], _WORKER["dtype"])
+
+
+def _execute(ev: Evaluator, node_name: str, frame: int, device: Any, dtype: torch.dtype
+             ) -> tuple[str, int, str | None, str | None]:
+    node = ev.graph.node(node_name)
+    try:
+        path = node.write_frame(ev, frame, device=device, dtype=dtype)
+        return node_name, frame, path, None
+    except NodeGraphError as err:
+        return node_name, frame, None, str(err.with_context(node=node_name, frame=frame))
+    except Exception as err:  # keep going: one bad frame must not lose the rest of the render
+        return node_name, frame, None, f"node {node_name!r}, frame {frame}: {type(err).__name__}: {err}"
+
+
+# --- driver ---------------------------------------------------------------------------------------
+def render(
+    graph: Graph,
+    *,
+    writes: Iterable[str] | None = None,
+    frames: list[int] | str | None = None,
+    workers: int = 1,
+    device: str | None = "cpu",
+    dtype: torch.dtype = torch.float32,
+    skip_existing: bool = False,
+    on_progress: Callable[[str, int, str | None, str | None], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    cache_bytes: int | None = None,
+) -> RenderResult:
+    """Render output nodes over frames. Validates first; never stops at the first failed frame."""
+    t0 = time.perf_counter()
+    outputs = _select_outputs(graph, writes)
+    graph.check(outputs)
+    dev = resolve_device(device)
+    frame_list = parse_frames(frames) if isinstance(frames, str) else frames
+    jobs = plan_jobs(graph, outputs, frame_list)
+    result = RenderResult()
+
+    todo = []
+    for name, f in jobs:
+        node = graph.node(name)
+        if skip_existing and not getattr(node, "is_movie", False):
+            path = node.output_path(f)
+            if os.path.exists(path):
+                result.skipped.append((name, f, path))
+                continue
+        todo.append((name, f))
+    if on_start is not None:
+        on_start(len(todo))
+
+    def record(name: str, f: int, path: str | None, error: str | None) -> None:
+        if error is None:
+            result.written.append((name, f, path or ""))
+        else:
+            result.failed[(name, f)] = error
+        if on_progress is not None:
+            on_progress(name, f, path, error)
+
+    movie_jobs = [j for j in todo if getattr(graph.node(j[0]), "is_movie", False)]
+    frame_jobs = [j for j in todo if j not in set(movie_jobs)]
+    workers = max(1, int(workers))
+    if dev.type == "cuda":
+        workers = 1  # one process owns the GPU; frames still batch through its cache
+    if workers == 1 or len(frame_jobs) <= 1:
+        ev = graph.evaluator if cache_bytes is None else Evaluator(graph, max_cache_bytes=cache_bytes)
+        for name, f in frame_jobs:
+            record(*_execute(ev, name, f, dev, dtype))
+    else:
+        _render_parallel(graph, frame_jobs, workers, dev, dtype, cache_bytes, record)
+    for name in dict.fromkeys(j[0] for j in movie_jobs):
+        node = graph.node(name)
+        node_frames = [f for n, f in movie_jobs if n == name]
+        for res in node.write_movie(graph.evaluator, node_frames, device=dev, dtype=dtype):
+            record(*res)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _render_parallel(graph: Graph, jobs: list[tuple[str, int]], workers: int, dev: torch.device,
+                     dtype: torch.dtype, cache_bytes: int | None, record: Callable[..., None]) -> None:
+    doc = graph.to_dict()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    dtype_name = str(dtype).replace("torch.", "")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
+                             initargs=(doc, str(dev), dtype_name, threads, cache_bytes)) as pool:
+        pending = {pool.submit(_run_job, name, f): (name, f) for name, f in jobs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                name, f = pending.pop(fut)
+                try:
+                    record(*fut.result())
+                except Exception as err:  # a worker died (killed, out of memory): name the frame
+                    record(name, f, None, f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}")

@@ -1,0 +1,76 @@
+"""Premult and Unpremult: multiply or divide colour channels by an alpha channel, as in Nuke."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+from pydantic import AfterValidator
+
+from nodegraph import channels as chans
+from nodegraph.errors import KnobError
+from nodegraph.evaluator import Context
+from nodegraph.image import Image
+from nodegraph.node import Input, Knobs, Node
+
+from ._common import ChannelsKnob, select_channels
+
+
+def _one_channel(value: str) -> str:
+    chans.split(value.strip())  # raises for a name not in layer.channel form
+    return value.strip()
+
+
+#: One channel in Nuke's ``layer.channel`` form.
+ChannelKnob = Annotated[str, AfterValidator(_one_channel)]
+
+
+class _AlphaOp(Node, abstract=True):
+    category = "Merge"
+    inputs = (Input("input", doc="Image whose channels are multiplied or divided by its alpha."),)
+
+    class Knobs(Knobs):
+        channels: ChannelsKnob = "rgb"
+        """Channels to change (the alpha channel itself is never changed); absent ones are skipped."""
+        alpha: ChannelKnob = "rgba.alpha"
+        """Channel to multiply or divide by."""
+        invert: bool = False
+        """Use one minus the alpha channel."""
+
+    def apply(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def compute(self, ctx: Context) -> Image:
+        img = ctx.input("input")
+        k = self.knobs
+        if k.alpha not in img.channels:
+            raise KnobError(f"alpha channel {k.alpha!r} not in the input; it has "
+                            f"{', '.join(img.channels) or 'no channels'}", node=self.name, knob="alpha")
+        names = select_channels(k.channels, img, self.name)
+        idx = [img.index(n) for n in names if n in img.channels and n != k.alpha]
+        if not idx:
+            return img
+        alpha = img.channel(k.alpha)
+        if k.invert:
+            alpha = 1 - alpha
+        pixels = img.pixels.clone()
+        pixels[idx] = self.apply(pixels[idx], alpha[None])
+        return img.replace(pixels=pixels)
+
+
+class Premult(_AlphaOp):
+    """Multiplies the chosen channels by alpha (straight colour to premultiplied)."""
+
+    def apply(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        return x * alpha
+
+
+class Unpremult(_AlphaOp):
+    """Divides the chosen channels by alpha; pixels whose alpha is 0 are left unchanged, as in Nuke."""
+
+    def apply(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        zero = alpha == 0
+        return torch.where(zero, x, x / torch.where(zero, torch.ones_like(alpha), alpha))
+
+
+__all__ = ["Premult", "Unpremult"]

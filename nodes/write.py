@@ -1,0 +1,192 @@
+"""Write: render frames to EXR, PNG, JPEG, TIFF, DPX files (atomically) or to a movie."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import torch
+
+from nodegraph import channels as chans
+from nodegraph import color
+from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
+from nodegraph.evaluator import Context, Evaluator
+from nodegraph.image import Image
+from nodegraph.node import Input, Knobs, Node
+
+from nodegraph.io import write_image
+from nodegraph.io.movie import is_movie_path
+from nodegraph.io import sequence as seq
+
+from ._common import ChannelsKnob, from_working
+
+FileType = Literal["", "exr", "png", "jpeg", "tiff", "dpx", "mov", "mp4", "mxf"]
+DataType = Literal["auto", "8 bit", "10 bit", "12 bit", "16 bit", "16 bit half", "32 bit float"]
+Compression = Literal["none", "zip", "zips", "rle", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"]
+
+_EXT = {".exr": "exr", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff",
+        ".dpx": "dpx", ".mov": "mov", ".mp4": "mp4", ".mxf": "mxf"}
+_INTEGER_DEPTHS = {"exr": (), "png": ("8 bit", "16 bit"), "jpeg": ("8 bit",), "tiff": ("8 bit", "16 bit", "32 bit float"),
+                   "dpx": ("8 bit", "10 bit", "12 bit", "16 bit"), "mov": ("8 bit",), "mp4": ("8 bit",),
+                   "mxf": ("8 bit",)}
+_DEFAULT_DEPTH = {"exr": "16 bit half", "png": "8 bit", "jpeg": "8 bit", "tiff": "8 bit", "dpx": "10 bit",
+                  "mov": "8 bit", "mp4": "8 bit", "mxf": "8 bit"}
+
+
+class Write(Node):
+    """Writes its input to files when rendered (``nodegraph render``); a pass-through otherwise.
+
+    Each frame is written to a temporary file and renamed into place, so an interrupted render
+    never leaves a partial frame. EXR keeps the data window, every selected layer and the
+    metadata; integer formats are converted to `colorspace` (default sRGB) and quantised.
+    """
+
+    category = "Image"
+    is_output = True
+    inputs = (Input("input", doc="Image to write."),)
+
+    class Knobs(Knobs):
+        file: str = ""
+        """Output path; frame sequences use ####, %04d or @ padding."""
+        file_type: FileType = ""
+        """File format; empty: from the file extension."""
+        channels: ChannelsKnob = "rgb"
+        """Channels to write: rgb, rgba, all, a layer, or a comma list of channels."""
+        datatype: DataType = "auto"
+        """Sample type: EXR '16 bit half' or '32 bit float'; integer formats 8/10/12/16 bit. auto: half for
+        EXR, 10 bit for DPX, 8 bit otherwise."""
+        compression: Compression = "zips"
+        """EXR compression (Nuke's default is zips, 'Zip (1 scanline)')."""
+        colorspace: str = "default"
+        """Colourspace to write; 'default': linear for float files, sRGB for integer files."""
+        raw: bool = False
+        """Skip colour conversion."""
+        create_directories: bool = False
+        """Create missing folders of the output path."""
+        fps: float = 24.0
+        """Frame rate of movie files."""
+
+    # --- helpers -----------------------------------------------------------------------------
+    def passthrough(self, ctx: Context) -> str | None:
+        return "input"
+
+    def compute(self, ctx: Context) -> Image:
+        return ctx.input("input")
+
+    def resolved_type(self) -> str:
+        k = self.knobs
+        if k.file_type:
+            return k.file_type
+        ext = os.path.splitext(k.file)[1].lower()
+        if ext not in _EXT:
+            raise KnobError(f"cannot tell the file type from extension {ext!r}; set file_type to one of "
+                            f"{', '.join(sorted(set(_EXT.values())))}", node=self.name, knob="file_type")
+        return _EXT[ext]
+
+    def resolved_datatype(self) -> str:
+        ftype = self.resolved_type()
+        dt = self.knobs.datatype
+        if dt == "auto":
+            return _DEFAULT_DEPTH[ftype]
+        allowed = ("16 bit half", "32 bit float") if ftype == "exr" else _INTEGER_DEPTHS[ftype]
+        if dt not in allowed:
+            raise KnobError(f"{dt!r} is not available for {ftype}; choose {', '.join(allowed)}",
+                            node=self.name, knob="datatype")
+        return dt
+
+    def check(self) -> list[str]:
+        problems = []
+        if not self.knobs.file:
+            problems.append("knob 'file' is empty")
+            return problems
+        try:
+            self.resolved_datatype()
+        except KnobError as err:
+            problems.append(f"knob {err.knob!r}: {err.message}")
+        if not self.knobs.raw and self.knobs.colorspace != "default":
+            try:
+                color.resolve(self.knobs.colorspace)
+            except NodeGraphError as err:
+                problems.append(f"knob 'colorspace': {err.message}")
+        return problems
+
+    @property
+    def is_movie(self) -> bool:
+        return is_movie_path(self.knobs.file) or self.knobs.file_type in ("mov", "mp4", "mxf")
+
+    def output_path(self, frame: int) -> str:
+        k = self.knobs
+        if not k.file:
+            raise KnobError("no output file", node=self.name, knob="file")
+        return seq.frame_path(k.file, frame) if seq.is_sequence(k.file) else k.file
+
+    def prepare(self, img: Image) -> Image:
+        """Select channels and convert colour for the file."""
+        k = self.knobs
+        ftype = self.resolved_type()
+        names = chans.expand(k.channels, img.channels)
+        if ftype != "exr":
+            names = tuple(n for n in names if n in chans.RGBA) or names
+        img = img.select(names, missing="black")
+        if not k.raw:
+            dst = k.colorspace
+            if dst == "default":
+                dst = "linear" if ftype == "exr" or self.resolved_datatype() == "32 bit float" else "sRGB"
+            img = from_working(img, dst)
+        return img
+
+    def write_frame(self, evaluator: Evaluator, frame: int, *, device: str | torch.device | None = None,
+                    dtype: torch.dtype | None = None) -> str:
+        """Evaluate the input at ``frame`` and write it; returns the path written."""
+        k = self.knobs
+        path = self.output_path(frame)
+        src = evaluator.graph.inputs_of(self).get("input")
+        if src is None:
+            raise NodeGraphError("input is not connected", node=self.name, frame=frame)
+        img = evaluator.evaluate(src, frame, device=device, dtype=dtype)
+        try:
+            out = self.prepare(img.to("cpu", torch.float32))
+            write_image(path, out, file_type=self.resolved_type(), datatype=_io_datatype(self.resolved_datatype()),
+                        compression=k.compression, create_directories=k.create_directories)
+        except NodeGraphError as err:
+            raise err.with_context(node=self.name, frame=frame, path=path)
+        return path
+
+
+    def write_movie(self, evaluator: Evaluator, frames: list[int], *, device: str | torch.device | None = None,
+                    dtype: torch.dtype | None = None):
+        """Encode ``frames`` in order into one movie; yields ``(node, frame, path, error)`` per frame.
+
+        The movie appears only when every frame encoded: a failed frame aborts the whole file
+        (a movie with a hole is not a usable output), and the remaining frames are reported failed.
+        """
+        from nodegraph.io import MovieWriter
+
+        k = self.knobs
+        path = k.file
+        src = evaluator.graph.inputs_of(self).get("input")
+        results = []
+        try:
+            if src is None:
+                raise NodeGraphError("input is not connected", node=self.name)
+            with MovieWriter(path, k.fps, create_directories=k.create_directories) as writer:
+                for f in sorted(frames):
+                    try:
+                        img = evaluator.evaluate(src, f, device=device, dtype=dtype)
+                        writer.write(self.prepare(img.to("cpu", torch.float32)))
+                    except NodeGraphError as err:
+                        raise err.with_context(node=self.name, frame=f, path=path)
+                    results.append((self.name, f, path, None))
+        except NodeGraphError as err:
+            failed_frame = err.frame
+            results = [(self.name, f, None, str(err) if f == failed_frame or failed_frame is None
+                        else f"movie {path!r} not written: frame {failed_frame} failed") for f in sorted(frames)]
+        return results
+
+
+def _io_datatype(dt: str) -> str:
+    return {"8 bit": "8", "10 bit": "10", "12 bit": "12", "16 bit": "16", "16 bit half": "half",
+            "32 bit float": "float"}[dt]
+
+
+__all__ = ["Write", "ImageIOError"]
