@@ -2,7 +2,8 @@
 
 Padding follows Nuke: each ``#`` is one digit (``####`` = 4, ``#`` = unpadded), ``%04d`` is
 printf style, and ``@`` (one digit each) and Houdini's ``$F4`` are accepted too. fileseq's
-default style counts ``#`` as four digits, so every pattern is parsed with ``PAD_STYLE_HASH1``.
+default style counts ``#`` as four digits, so padding is sized with ``PAD_STYLE_HASH1``. The
+last token in the file name is the frame (tokens in directory names are not expanded).
 A frame wider than the padding is written in full (``####`` with 12345 -> ``12345``), and
 negative frames pad after the sign (``-005``), like printf.
 """
@@ -18,54 +19,56 @@ import fileseq
 from nodegraph.errors import MissingFrameError, NodeGraphError
 
 _PAD_STYLE = fileseq.PAD_STYLE_HASH1
+# fileseq's parser wants the token right before the extension; Nuke allows it anywhere in the
+# file name ("shot_####_v2.exr"), so the token is found here and fileseq sizes its padding.
+_TOKEN = re.compile(r"#+|@+|%0?\d*d|\$F\d*")
 
 
-def _parse(pattern: str) -> fileseq.FileSequence | None:
-    """The fileseq view of ``pattern`` if it holds a padding token, else None."""
-    try:
-        seq = fileseq.FileSequence(str(pattern), pad_style=_PAD_STYLE)
-    except fileseq.FileSeqException:
+def _parse(pattern: str) -> tuple[str, int, str] | None:
+    """``(text before the frame, padding, text after)`` of the last token in the file name."""
+    folder, name = os.path.split(str(pattern))
+    matches = list(_TOKEN.finditer(name))
+    if not matches:
         return None
-    pad = seq.padding()
-    if not pad or pad not in os.path.basename(str(pattern)):
-        return None  # e.g. "shot.0001.exr": a single file that happens to hold a number
-    return seq
+    m = matches[-1]
+    pad = int(fileseq.getPaddingNum(m.group(0), pad_style=_PAD_STYLE))
+    return os.path.join(folder, name[: m.start()]), pad, name[m.end():]
 
 
 def is_sequence(pattern: str | os.PathLike[str]) -> bool:
-    """True when ``pattern`` holds a frame token (``####``, ``%04d``, ``@@``, ``$F4``)."""
+    """True when the file name holds a frame token (``####``, ``%04d``, ``@@``, ``$F4``)."""
     return _parse(str(pattern)) is not None
 
 
 def padding(pattern: str | os.PathLike[str]) -> int:
     """Digits of padding of the frame token (``#`` -> 1, ``%04d`` -> 4); 0 for a single file."""
-    seq = _parse(str(pattern))
-    return 0 if seq is None else int(seq.zfill())
+    parsed = _parse(str(pattern))
+    return 0 if parsed is None else parsed[1]
 
 
 def frame_path(pattern: str | os.PathLike[str], frame: int) -> str:
     """The file name of ``frame``; a pattern without a frame token is returned unchanged."""
     pattern = str(pattern)
-    seq = _parse(pattern)
-    if seq is None:
+    parsed = _parse(pattern)
+    if parsed is None:
         return pattern
-    frame = int(frame)
-    digits = f"{frame:0{seq.zfill()}d}" if seq.zfill() else str(frame)
-    return f"{seq.dirname()}{seq.basename()}{digits}{seq.extension()}"
+    head, pad, tail = parsed
+    return f"{head}{int(frame):0{pad}d}{tail}"
 
 
 def frames_on_disk(pattern: str | os.PathLike[str]) -> list[int]:
     """Sorted frames of ``pattern`` that exist, matching its padding exactly as Nuke would."""
     pattern = str(pattern)
-    seq = _parse(pattern)
-    if seq is None:
+    parsed = _parse(pattern)
+    if parsed is None:
         return []
-    folder = seq.dirname() or "."
+    head, _, tail = parsed
+    folder, prefix = os.path.split(head)
     try:
-        names = os.listdir(folder)
+        names = os.listdir(folder or ".")
     except OSError:
         return []
-    rx = re.compile(re.escape(seq.basename()) + r"(-?\d+)" + re.escape(seq.extension()) + r"\Z")
+    rx = re.compile(re.escape(prefix) + r"(-?\d+)" + re.escape(tail) + r"\Z")
     frames = set()
     for name in names:
         m = rx.match(name)

@@ -87,9 +87,13 @@ def resolve(name: str) -> str:
                     f"valid: {', '.join(valid_names(config))}")
 
 
+#: OCIO's default optimisations minus the fast pow/log/exp approximations (errors ~2e-5).
+PRECISE = ocio.OptimizationFlags(int(ocio.OPTIMIZATION_DEFAULT) & ~int(ocio.OPTIMIZATION_FAST_LOG_EXP_POW))
+
+
 @lru_cache(maxsize=64)
 def _processor(src: str, dst: str) -> ocio.CPUProcessor:
-    return get_config().getProcessor(src, dst).getDefaultCPUProcessor()
+    return get_config().getProcessor(src, dst).getOptimizedCPUProcessor(PRECISE)
 
 
 def processor(src: str, dst: str) -> ocio.CPUProcessor:

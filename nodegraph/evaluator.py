@@ -224,44 +224,49 @@ class _Plan:
         ev = self.ev
         cache = ev.cache
         results: dict[Key, Image] = {}
-        # consumers still to run, so intermediate images can be dropped once used
+        # First find what must be computed (what is not cached), dependencies first, and how many
+        # consumers each image has; only then compute. Counting consumers up front keeps a shared
+        # input in hand until its last consumer ran, so it is never computed twice in one
+        # evaluation, even when the cache is too small to hold it (a diamond chain with the
+        # cache off would otherwise recompute exponentially often).
+        order: list[Key] = []
         pending: dict[Key, int] = defaultdict(int)
+        seen: set[Key] = set()
         stack: list[tuple[Key, bool]] = [(root, False)]
         while stack:
             key, expanded = stack.pop()
-            if key in results:
+            if expanded:
+                order.append(key)
                 continue
-            ckey = (self.hashes[key], self.suffix)
-            if not expanded:
-                img = cache.get(ckey)
-                if img is not None:
-                    ev.stats.cached[key[0]] += 1
-                    results[key] = img
-                    continue
-                stack.append((key, True))
-                for _, dkey in self.deps[key]:
-                    rkey = self._resolve(dkey)
-                    pending[rkey] += 1
-                    if rkey not in results:
-                        stack.append((rkey, False))
+            if key in seen:
                 continue
+            seen.add(key)
+            img = cache.get((self.hashes[key], self.suffix))
+            if img is not None:
+                ev.stats.cached[key[0]] += 1
+                results[key] = img
+                continue
+            stack.append((key, True))
+            for _, dkey in self.deps[key]:
+                rkey = self._resolve(dkey)
+                pending[rkey] += 1
+                if rkey not in seen:
+                    stack.append((rkey, False))
+        for key in order:
             node = self.nodes[key[0]]
             ctx = self.contexts[key]
             for inp, dkey in self.deps[key]:
-                rkey = self._resolve(dkey)
-                ctx._results[(inp, dkey[1])] = results[rkey]
-                pending[rkey] -= 1
-                if pending[rkey] <= 0 and rkey != root:
-                    pending.pop(rkey, None)
+                ctx._results[(inp, dkey[1])] = results[self._resolve(dkey)]
             img = self._compute(node, ctx)
             ev.stats.ran[key[0]] += 1
-            cache.put(ckey, img)
+            cache.put((self.hashes[key], self.suffix), img)
             results[key] = img
-            for _, dkey in self.deps[key]:
-                rkey = self._resolve(dkey)
-                if rkey not in pending and rkey != root:
-                    results.pop(rkey, None)
             ctx._results.clear()
+            for _, dkey in self.deps[key]:  # drop intermediate images once their last consumer ran
+                rkey = self._resolve(dkey)
+                pending[rkey] -= 1
+                if pending[rkey] <= 0 and rkey != root:
+                    results.pop(rkey, None)
         return results[root]
 
     def _compute(self, node: "Node", ctx: Context) -> Image:

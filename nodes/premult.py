@@ -8,7 +8,7 @@ import torch
 from pydantic import AfterValidator
 
 from nodegraph import channels as chans
-from nodegraph.errors import KnobError
+from nodegraph.errors import ChannelError, KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
@@ -17,7 +17,10 @@ from ._common import ChannelsKnob, select_channels
 
 
 def _one_channel(value: str) -> str:
-    chans.split(value.strip())  # raises for a name not in layer.channel form
+    try:
+        chans.split(value.strip())
+    except ChannelError as err:  # pydantic only turns ValueError into a located knob error
+        raise ValueError(err.message) from None
     return value.strip()
 
 

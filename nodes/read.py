@@ -237,9 +237,9 @@ class Read(Node):
             img = Image.blank(Format.of_size(64, 64), ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha"))
         img = img.replace(pixels=torch.zeros_like(img.pixels), metadata={})
         if checker:
-            h, w = img.bbox.height, img.bbox.width
-            yy = torch.arange(img.bbox.y0, img.bbox.y1)[:, None] // 32
-            xx = torch.arange(img.bbox.x0, img.bbox.x1)[None, :] // 32
+            size = max(4, min(img.format.height, img.format.width) // 8)
+            yy = torch.arange(img.bbox.y0, img.bbox.y1)[:, None] // size
+            xx = torch.arange(img.bbox.x0, img.bbox.x1)[None, :] // size
             board = (((yy + xx) % 2) * 0.4 + 0.1).to(img.dtype)
             for i, n in enumerate(img.channels):
                 img.pixels[i] = 1.0 if n == "rgba.alpha" else board

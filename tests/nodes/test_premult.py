@@ -82,6 +82,11 @@ def test_missing_alpha_is_a_clear_knob_error():
         assert "rgba.alpha" in str(err.value) and "N1" in str(err.value)
 
 
+def test_alpha_knob_must_name_one_channel():
+    with pytest.raises(KnobError, match="alpha"):
+        Premult("N1", alpha="alpha")
+
+
 def test_missing_colour_channels_are_skipped():
     img = image(np.full((2, 1, 1), 0.5), ("rgba.red", "rgba.alpha"))
     assert run(Premult, img).pixels[:, 0, 0].tolist() == [0.25, 0.5]
