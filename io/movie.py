@@ -51,6 +51,9 @@ class _Reader:
             if not self.container.streams.video:
                 raise ImageIOError("movie has no video stream", path=path)
             self.stream = self.container.streams.video[0]
+            cc = self.stream.codec_context
+            if cc is None:
+                raise ImageIOError("movie's video codec is unknown or unsupported", path=path)
             self.stream.thread_type = "AUTO"
             pts: list[int] = []
             keys: list[int] = []
@@ -61,21 +64,20 @@ class _Reader:
                 pts.append(stamp)
                 if packet.is_keyframe:
                     keys.append(stamp)
+            if not pts:
+                raise ImageIOError("movie has no video frames", path=path)
+            self.high_bit_depth = any(tag in (cc.pix_fmt or "") for tag in ("10", "12", "16"))
+            self.pts = sorted(pts)
+            self.keys = sorted(keys) or self.pts[:1]
+            self.info()  # fails here, not later, on streams without sizes or rates
         except ImageIOError:
             self.close()
             raise
         except Exception as exc:
             self.close()
             raise ImageIOError(f"cannot open movie: {exc}", path=path) from exc
-        if not pts:
-            self.close()
-            raise ImageIOError("movie has no video frames", path=path)
-        self.pts = sorted(pts)
-        self.keys = sorted(keys) or self.pts[:1]
         self.position: int | None = None  # pts of the last decoded frame
         self._frames: Any = None
-        cc = self.stream.codec_context
-        self.high_bit_depth = any(tag in (cc.pix_fmt or "") for tag in ("10", "12", "16"))
 
     def info(self) -> dict[str, Any]:
         s, cc = self.stream, self.stream.codec_context

@@ -169,14 +169,3 @@ def test_changing_knob_changes_digest(type_name, knob):
     before = node.static_digest()
     node.set(**{knob: value})
     assert node.static_digest() != before, f"{type_name}.{knob}={value!r} left the digest unchanged"
-    # and within a graph the evaluator's hash changes with it
-    g = ng.Graph()
-    probe = g.add(type_name, "Probe")
-    h = g.evaluator.hash if not any(i.required for i in cls.inputs) and not cls.is_output else None
-    if h is not None:
-        try:
-            h0 = h(probe)
-        except ng.NodeGraphError:
-            return  # a source that needs files or settings to hash: the digest check above suffices
-        probe.set(**{knob: value})
-        assert h(probe) != h0
