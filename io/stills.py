@@ -42,6 +42,8 @@ _ALIASES = {"8 bit": "8", "uint8": "8", "10 bit": "10", "12 bit": "12", "16 bit"
 _READ_CONFIG = oiio.ImageSpec()
 _READ_CONFIG.attribute("oiio:UnassociatedAlpha", 1)
 
+_EXR_ONLY_COMPRESSIONS = {"zips", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab"}
+
 #: Descriptive attributes carried from ``Image.metadata`` into written files.
 _DESCRIPTIVE = ("ImageDescription", "Artist", "Copyright", "DateTime", "Software", "DocumentName")
 
@@ -183,6 +185,8 @@ def write_still(path: str | os.PathLike[str], image: Image, *, datatype: str | i
             spec.attribute("PixelAspectRatio", float(image.format.pixel_aspect))
         if bits:
             spec.attribute("oiio:BitsPerSample", int(bits))
+        if compression in _EXR_ONLY_COMPRESSIONS:  # a Write node's EXR setting means nothing here
+            compression = None
         if quality is not None:
             compression = f"{compression or 'jpeg'}:{int(quality)}"
         if compression:

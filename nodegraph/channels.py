@@ -8,6 +8,7 @@ Nuke names every channel ``layer.channel``: ``rgba.red``, ``rgba.alpha``, ``dept
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from .errors import ChannelError
 
@@ -73,6 +74,19 @@ def sort_key(name: str) -> tuple[str, int, str]:
 
 
 def expand(spec: str | Iterable[str], available: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Expand a channel selection into channel names (see :func:`_expand`); cached for strings."""
+    avail = tuple(available) if available is not None else None
+    if isinstance(spec, str):
+        return _expand_cached(spec, avail)
+    return _expand(spec, avail)
+
+
+@lru_cache(maxsize=4096)
+def _expand_cached(spec: str, available: tuple[str, ...] | None) -> tuple[str, ...]:
+    return _expand(spec, available)
+
+
+def _expand(spec: str | Iterable[str], available: Iterable[str] | None = None) -> tuple[str, ...]:
     """Expand a channel selection into channel names.
 
     ``spec`` is ``"all"``, a layer (``"rgba"``, ``"diffuse"``), a channel (``"rgba.red"``), or a

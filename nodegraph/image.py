@@ -154,7 +154,16 @@ class Image:
 
     # --- derivation ---------------------------------------------------------------------
     def replace(self, **changes: Any) -> "Image":
-        values = dict(pixels=self.pixels, channels=self.channels, bbox=self.bbox, format=self.format,
+        """A new image with some fields changed; shares everything else (tensors included)."""
+        pixels = changes.get("pixels", self.pixels)
+        if (len(changes) == 1 and "pixels" in changes and pixels.ndim == 3
+                and pixels.shape == self.pixels.shape):
+            # hot path of every pixel-only node: nothing structural changed, skip re-validation
+            out = object.__new__(Image)
+            out.__dict__.update(self.__dict__)
+            out.pixels = pixels
+            return out
+        values = dict(pixels=pixels, channels=self.channels, bbox=self.bbox, format=self.format,
                       metadata=self.metadata)
         values.update(changes)
         return Image(**values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -248,12 +249,12 @@ def mutated_documents(draw):
             # a lenient load keeps most knob mutations: exercise the save-again path often
             entry = doc["nodes"][draw(st.sampled_from(sorted(doc["nodes"])))]
             if isinstance(entry, dict) and isinstance(entry.setdefault("knobs", {}), dict):
-                entry["knobs"][draw(interesting_keys)] = draw(interesting_values | json_values)
+                entry["knobs"][draw(interesting_keys)] = copy.deepcopy(draw(interesting_values | json_values))
                 continue
         paths = list(_paths(doc))
         path = draw(st.sampled_from(paths))
         op = draw(st.sampled_from(["replace", "delete", "add"]))
-        new = draw(interesting_values | json_values)
+        new = copy.deepcopy(draw(interesting_values | json_values))  # sampled [] and {} are shared
         if not path:
             if op == "replace":
                 doc = new
@@ -291,7 +292,9 @@ def _assert_lenient_round_trip(graphs):
         g.validate()  # never raises, whatever was loaded
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# NODEGRAPH_FUZZ_EXAMPLES=5000 for a longer hunt; the default keeps the suite fast.
+FUZZ = settings(max_examples=int(os.environ.get("NODEGRAPH_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
@@ -307,6 +310,7 @@ def test_arbitrary_json_only_raises_nodegraph_errors(value):
 @FUZZ
 @given(st.dictionaries(interesting_keys, interesting_values | json_values, max_size=5))
 def test_arbitrary_top_level_objects_only_raise_nodegraph_errors(value):
+    value = copy.deepcopy(value)
     value.setdefault("nodegraph", 1)
     _assert_lenient_round_trip(_load_only_raises_family(value))
 
