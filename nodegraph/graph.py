@@ -147,9 +147,9 @@ class Graph:
             return node
         self._check_new_name(new_name)
         nx.relabel_nodes(self._g, {node.name: new_name}, copy=False)
-        del self._nodes[node.name]
+        old = node.name
         node.name = new_name
-        self._nodes = {**self._nodes, new_name: node}
+        self._nodes = {(new_name if k == old else k): v for k, v in self._nodes.items()}
         self._touched(None)
         return node
 
