@@ -91,7 +91,8 @@ def _window(value: Any) -> Box:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, (str, bool, int, float)):
+    """A header/attribute value as JSON data (numpy arrays to lists, unknown types to text)."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
         return value
     if isinstance(value, np.ndarray):
         return value.tolist()

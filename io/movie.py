@@ -17,7 +17,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 
@@ -36,6 +35,16 @@ _SWS_SPACES = {1: "itu709", 5: "itu601", 6: "itu601", 7: "smpte240m"}
 _CACHE_SIZE = 8
 
 
+
+def _av(path: str | None = None) -> Any:
+    """PyAV, imported on first use so that stills-only work never pays for (or needs) FFmpeg."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a declared dependency
+        raise ImageIOError(f"movie support needs PyAV (pip install av): {exc}", path=path) from None
+    return av
+
+
 def _src_colorspace(frame: Any) -> str:
     return _SWS_SPACES.get(int(frame.colorspace), "itu709" if frame.height >= 720 else "itu601")
 
@@ -47,6 +56,7 @@ class _Reader:
         self.path = path
         self.lock = threading.Lock()
         try:
+            av = _av(path)
             self.container = av.open(path)
             if not self.container.streams.video:
                 raise ImageIOError("movie has no video stream", path=path)
@@ -216,6 +226,7 @@ class MovieWriter:
                                path=self.path)
         default_codec, default_pix = DEFAULT_CODECS[ext]
         self.codec = codec or default_codec
+        av = _av(self.path)
         if self.codec not in av.codecs_available:
             raise ImageIOError(f"codec {self.codec!r} is not available in this PyAV build", path=self.path)
         self.pixel_format = pixel_format or (default_pix if codec in (None, default_codec) else None)
@@ -266,10 +277,10 @@ class MovieWriter:
             deep = any(tag in (self.stream.pix_fmt or "") for tag in ("10", "12", "16"))
             if deep:
                 arr = (rgb * 65535).round().to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16)
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb48le")
+                frame = _av(self.path).VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb48le")
             else:
                 arr = (rgb * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-                frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+                frame = _av(self.path).VideoFrame.from_ndarray(arr, format="rgb24")
             frame = frame.reformat(format=self.stream.pix_fmt, dst_colorspace="itu709")
             frame.pts = self.frames
             for packet in self.stream.encode(frame):

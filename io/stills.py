@@ -21,6 +21,7 @@ from nodegraph import channels as chans
 from nodegraph.errors import ImageIOError, MissingFrameError
 from nodegraph.image import Box, Format, Image
 
+from .exr import _json_value
 from .atomic import atomic_output
 
 _INT_TYPES = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "int8": np.int8,
@@ -51,18 +52,6 @@ _DESCRIPTIVE = ("ImageDescription", "Artist", "Copyright", "DateTime", "Software
 def _fail(path: str, what: str, detail: str | None = None) -> ImageIOError:
     detail = (detail if detail is not None else oiio.geterror()).strip()
     return ImageIOError(f"{what}: {detail}" if detail else what, path=path)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
-    return str(value)
 
 
 def _to_float(arr: np.ndarray, dtype: torch.dtype, bits: int = 0) -> torch.Tensor:

@@ -94,3 +94,17 @@ def color_config_id() -> str:
     from nodegraph import color
 
     return color.get_config().getCacheID()
+
+
+def colorspace_problems(knobs) -> list[str]:
+    """A validate() message if a ``colorspace`` knob names no colourspace of the active config."""
+    from nodegraph import color
+    from nodegraph.errors import NodeGraphError
+
+    if knobs.raw or knobs.colorspace == "default":
+        return []
+    try:
+        color.resolve(knobs.colorspace)
+    except NodeGraphError as err:
+        return [f"knob 'colorspace': {err.message}"]
+    return []

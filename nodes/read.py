@@ -7,15 +7,14 @@ from functools import lru_cache
 from typing import Literal
 
 import torch
-from pydantic import Field
 
 from nodegraph import color
-from nodegraph.errors import ImageIOError, KnobError, MissingFrameError, NodeGraphError
+from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Knobs, Node
 
-from ._common import color_config_id, to_working
+from ._common import colorspace_problems, color_config_id, to_working
 
 from nodegraph.io import movie_info, read_image
 from nodegraph.io.movie import is_movie_path
@@ -164,11 +163,7 @@ class Read(Node):
         problems = []
         if not self.knobs.file:
             problems.append("knob 'file' is empty")
-        if not self.knobs.raw and self.knobs.colorspace != "default":
-            try:
-                color.resolve(self.knobs.colorspace)
-            except NodeGraphError as err:
-                problems.append(f"knob 'colorspace': {err.message}")
+        problems.extend(colorspace_problems(self.knobs))
         return problems
 
     def _load(self, path: str, file_frame: int, ctx: Context) -> Image:

@@ -8,7 +8,6 @@ from typing import Literal
 import torch
 
 from nodegraph import channels as chans
-from nodegraph import color
 from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
 from nodegraph.evaluator import Context, Evaluator
 from nodegraph.image import Image
@@ -18,7 +17,7 @@ from nodegraph.io import write_image
 from nodegraph.io.movie import is_movie_path
 from nodegraph.io import sequence as seq
 
-from ._common import ChannelsKnob, from_working
+from ._common import colorspace_problems, ChannelsKnob, from_working
 
 FileType = Literal["", "exr", "png", "jpeg", "tiff", "dpx", "mov", "mp4", "mxf"]
 DataType = Literal["auto", "8 bit", "10 bit", "12 bit", "16 bit", "16 bit half", "32 bit float"]
@@ -103,11 +102,7 @@ class Write(Node):
             self.resolved_datatype()
         except KnobError as err:
             problems.append(f"knob {err.knob!r}: {err.message}")
-        if not self.knobs.raw and self.knobs.colorspace != "default":
-            try:
-                color.resolve(self.knobs.colorspace)
-            except NodeGraphError as err:
-                problems.append(f"knob 'colorspace': {err.message}")
+        problems.extend(colorspace_problems(self.knobs))
         return problems
 
     @property
