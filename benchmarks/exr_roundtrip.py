@@ -103,18 +103,20 @@ def nodegraph_pass(src_dir: Path, out_dir: Path, *, raw: bool, frames: int) -> N
 VARIANTS = ("peer", "nodegraph", "nodegraph_colour")
 
 
-def run_variant(name: str, src_dir: Path, out_root: Path, frames: int) -> tuple[float, float, float | None]:
-    """One pass over the first ``frames`` frames: (wall s, process CPU s, peak RSS MiB or None)."""
+def run_variant(name: str, src_dir: Path, out_root: Path, frames: int
+                ) -> tuple[float, float, float | None, float | None]:
+    """One pass over the first ``frames`` frames: (wall s, process CPU s, peak RSS MiB, RSS at start MiB)."""
     src = sorted(src_dir.glob("plate.*.exr"))[:frames]
     gc.collect()
     reset = reset_peak_rss()
+    start = rss_mib()
     t0, c0 = time.perf_counter(), time.process_time()
     if name == "peer":
         peer_pass(src, out_root / name)
     else:
         nodegraph_pass(src_dir, out_root / name, raw=name == "nodegraph", frames=frames)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return wall, cpu, (rss_mib("VmHWM") if reset else None)
+    return wall, cpu, (rss_mib("VmHWM") if reset else None), start
 
 
 def reset_peak_rss() -> bool:
@@ -170,12 +172,13 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=1556)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-colour", action="store_true", help="skip the raw=False nodegraph variant")
+    ap.add_argument("--tmpdir", help="where to put the frames (default: the system temp folder)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one thread like the peer (OpenEXR's own thread pool is the same for both)
 
     variants = VARIANTS[:2] if args.no_colour else VARIANTS
     n = args.frames
-    with tempfile.TemporaryDirectory(prefix="exr_roundtrip_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="exr_roundtrip_", dir=args.tmpdir) as tmp:
         root = Path(tmp)
         src_dir, out_root = root / "in", root / "out"
         t0 = time.perf_counter()
@@ -185,23 +188,27 @@ def main() -> None:
 
         for v in variants:  # warm-up: first-call costs, allocator, page cache
             run_variant(v, src_dir, out_root, min(2, n))
-        runs: dict[str, list[tuple[float, float, float | None]]] = {v: [] for v in variants}
+        runs: dict[str, list[tuple[float, float, float | None, float | None]]] = {v: [] for v in variants}
         for r in range(args.rounds):
             for v in (variants if r % 2 == 0 else variants[::-1]):
                 runs[v].append(run_variant(v, src_dir, out_root, n))
-                wall, cpu, rss = runs[v][-1]
-                print(f"round {r + 1} {v:17s} wall {wall:7.3f}s  cpu {cpu:7.3f}s  peak rss {rss} MiB", file=sys.stderr)
+                wall, cpu, peak, start = runs[v][-1]
+                print(f"round {r + 1} {v:17s} wall {wall:7.3f}s  cpu {cpu:7.3f}s  rss {start} -> peak {peak} MiB",
+                      file=sys.stderr)
 
         checks = compare(src_dir, out_root, variants)
         out_bytes = sum(p.stat().st_size for p in (out_root / "peer").glob("*.exr"))
 
     stats = {}
     for v, rs in runs.items():
-        walls, cpus, rsss = [r[0] for r in rs], [r[1] for r in rs], [r[2] for r in rs if r[2] is not None]
+        walls, cpus = [r[0] for r in rs], [r[1] for r in rs]
+        peaks = [r[2] for r in rs if r[2] is not None]
+        growth = [r[2] - r[3] for r in rs if r[2] is not None and r[3] is not None]
         stats[v] = {"wall_min_s": min(walls), "wall_median_s": statistics.median(walls), "wall_s": walls,
                     "cpu_min_s": min(cpus), "cpu_median_s": statistics.median(cpus),
                     "per_frame_ms_min": min(walls) / n * 1e3, "per_frame_ms_median": statistics.median(walls) / n * 1e3,
-                    "peak_rss_mib": max(rsss) if rsss else None}
+                    "peak_rss_mib": max(peaks) if peaks else None,
+                    "peak_rss_growth_mib": max(growth) if growth else None}  # peak minus RSS at the pass's start
     peer = stats["peer"]
 
     def ratios(v: str) -> dict[str, float]:
@@ -214,7 +221,6 @@ def main() -> None:
         "frames": n, "image": f"{args.width}x{args.height} RGBA half, ZIP", "rounds": args.rounds,
         "openexr": OpenEXR.__version__, "openexr_threads": OpenEXR.global_thread_count(),
         "input_mib": in_bytes / 2**20, "output_mib": out_bytes / 2**20, "generate_s": gen_s,
-        "baseline_rss_mib": rss_mib(),
         "variants": stats,
         "ratio": ratio,
         **({"ratio_colour": ratios("nodegraph_colour")} if "nodegraph_colour" in stats else {}),

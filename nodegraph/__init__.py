@@ -11,7 +11,17 @@ Build a graph, evaluate frames, render Write nodes::
     image = g.evaluate(out, 1001)
 """
 
-from .cache import ImageCache
+import os as _os
+
+# In a source checkout the sub-packages nodegraph.nodes and nodegraph.io live in the sibling
+# folders nodes/ and io/ (pyproject maps them). When this folder is imported straight from the
+# checkout (the repository root on sys.path ahead of an installed copy), let the package find them.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if _os.path.isfile(_os.path.join(_root, "nodes", "__init__.py")) and _os.path.isfile(
+        _os.path.join(_root, "io", "__init__.py")) and _root not in __path__:
+    __path__.append(_root)
+
+from .cache import ImageCache  # noqa: E402
 from .errors import (ChannelError, DocumentError, EvaluationError, GraphError, ImageIOError, KnobError,
                      MissingFrameError, NodeGraphError, RenderError, ValidationError)
 from .evaluator import Context, Evaluator

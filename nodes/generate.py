@@ -51,13 +51,13 @@ class Checkerboard(Node):
         boxsize: float = Field(64.0, gt=0)
         """Width and height of each box in pixels."""
         color0: Color4 = (0.1, 0.1, 0.1, 1.0)
-        """Colour of even boxes in even rows."""
+        """Colour of the first box of even rows (counted from the bottom) and every other box after it."""
         color1: Color4 = (0.5, 0.5, 0.5, 1.0)
-        """Colour of odd boxes in even rows."""
+        """Colour of the other boxes of even rows."""
         color2: Color4 = (0.1, 0.1, 0.1, 1.0)
-        """Colour of even boxes in odd rows."""
+        """Colour of the boxes of odd rows diagonal to color0 boxes."""
         color3: Color4 = (0.5, 0.5, 0.5, 1.0)
-        """Colour of odd boxes in odd rows."""
+        """Colour of the first box of odd rows and every other box after it."""
         linecolor: Color4 = (1.0, 1.0, 0.0, 1.0)
         """Colour of the lines between boxes."""
         linewidth: float = Field(0.0, ge=0)
@@ -73,9 +73,10 @@ class Checkerboard(Node):
         y = (h - 1 - torch.arange(h, device=dev, dtype=torch.float64)) + 0.5
         bx = torch.floor(x / k.boxsize).long()
         by = torch.floor(y / k.boxsize).long()
-        odd_col = (bx % 2)[None, :]
-        odd_row = (by % 2)[:, None]
-        which = odd_row * 2 + odd_col  # 0..3
+        # rows alternate phase so that color0/color1 and color2/color3 form a checkerboard:
+        # even rows run color0, color1, ...; odd rows run color3, color2, ...
+        parity = (bx[None, :] + by[:, None]) % 2
+        which = parity + 2 * (by % 2)[:, None]
         palette = torch.tensor([k.color0, k.color1, k.color2, k.color3], device=dev, dtype=dt)
         pixels = palette[which].permute(2, 0, 1).contiguous()
         if k.linewidth > 0:
