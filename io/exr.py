@@ -128,16 +128,27 @@ def _choose_parts(f: Any, part: str | int | None, path: str) -> list[int]:
     return [names.index(part)]
 
 
-def _plane(ch: Any, box: Box, dtype: torch.dtype) -> torch.Tensor:
-    """One channel as a tensor, upsampling subsampled (e.g. luminance/chroma) channels."""
+def _fill_plane(out: torch.Tensor, ch: Any, box: Box, bbox: Box) -> None:
+    """Convert one channel into its slot of the preallocated ``out`` plane ``[H, W]``.
+
+    Subsampled (luminance/chroma) channels are upsampled by repetition. torch converts fast but
+    rewrites NaN payloads in half <-> float casts; numpy keeps them, so planes holding NaN go
+    through numpy (bit-exact), the rest through torch.
+    """
     px = np.asarray(ch.pixels)
     xs, ys = int(ch.xSampling), int(ch.ySampling)
     if xs != 1 or ys != 1:
         px = np.repeat(np.repeat(px, ys, axis=0), xs, axis=1)[: box.height, : box.width]
-    np_dtype = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}.get(dtype)
-    if np_dtype is not None:  # numpy keeps NaN payloads through half <-> float
-        return torch.from_numpy(np.ascontiguousarray(px.astype(np_dtype, copy=False)))
-    return torch.from_numpy(np.ascontiguousarray(px.astype(np.float64))).to(dtype)
+    target = out[box.y0 - bbox.y0: box.y1 - bbox.y0, box.x0 - bbox.x0: box.x1 - bbox.x0]
+    if px.dtype == np.uint32:
+        target.copy_(torch.from_numpy(px.astype(np.float64)))
+    elif out.dtype in _NP_FLOAT and px.dtype != _NP_FLOAT[out.dtype] and np.isnan(px).any():
+        target.copy_(torch.from_numpy(px.astype(_NP_FLOAT[out.dtype])))
+    else:
+        target.copy_(torch.from_numpy(np.ascontiguousarray(px)))
+
+
+_NP_FLOAT = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 
 def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
@@ -169,7 +180,7 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
     bbox = per_part[0][2]
     for _, _, box, _ in per_part[1:]:
         bbox = bbox.union(box)
-    planes: dict[str, torch.Tensor] = {}
+    planes: dict[str, tuple[Any, Box]] = {}
     types: set[str] = set()
     for i, p, box, mapped in per_part:
         for fname, ch in p.channels.items():
@@ -177,12 +188,7 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
             if counts[nuke] > 1:
                 nuke = chans.from_file_name(f"{names[i]}.{fname}")
             types.add(_TYPE_NAMES.get(np.asarray(ch.pixels).dtype, "float"))
-            plane = _plane(ch, box, dtype)
-            if box != bbox:
-                full = torch.zeros((bbox.height, bbox.width), dtype=plane.dtype)
-                full[box.y0 - bbox.y0: box.y1 - bbox.y0, box.x0 - bbox.x0: box.x1 - bbox.x0] = plane
-                plane = full
-            planes[nuke] = plane
+            planes[nuke] = (ch, box)
 
     order = sorted(planes, key=chans.sort_key)
     if channels is not None:
@@ -191,10 +197,12 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
         if missing:
             raise ImageIOError(f"channels {', '.join(missing)} not in file; it has {', '.join(sorted(planes))}",
                                path=path)
-    if order:
-        pixels = torch.stack([planes[c] for c in order])
-    else:
-        pixels = torch.zeros((0, bbox.height, bbox.width), dtype=dtype)
+    # one allocation for the whole image; parts with smaller data windows leave zeros around them
+    alloc = torch.zeros if any(planes[c][1] != bbox for c in order) else torch.empty
+    pixels = alloc((len(order), bbox.height, bbox.width), dtype=dtype)
+    for k, name in enumerate(order):
+        ch, box = planes[name]
+        _fill_plane(pixels[k], ch, box, bbox)
 
     metadata: dict[str, Any] = {}
     for i, *_ in per_part:
@@ -319,7 +327,11 @@ def write_exr(path: str | os.PathLike[str], image: Image, *, datatype: str | Map
         plane = arr[i]
         if target is np.uint32:
             plane = np.clip(np.nan_to_num(plane.astype(np.float64)), 0, 2**32 - 1).round()
-        file_channels[chans.to_file_name(name)] = np.ascontiguousarray(plane.astype(target))
+        elif target is np.float16 and plane.dtype == np.float32 and not np.isnan(plane).any():
+            # torch's float->half is several times faster than numpy's and identical for non-NaN
+            # values; NaN payloads only survive numpy's cast, so planes with NaN take that path
+            plane = torch.from_numpy(np.ascontiguousarray(plane)).half().numpy()
+        file_channels[chans.to_file_name(name)] = np.ascontiguousarray(plane.astype(target, copy=False))
     if len(file_channels) != len(image.channels):
         raise ImageIOError(f"channel names collide in the file: {image.channels}", path=path)
 

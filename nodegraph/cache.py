@@ -10,6 +10,9 @@ from typing import Hashable
 from .image import Image
 
 DEFAULT_CACHE_BYTES = int(float(os.environ.get("NODEGRAPH_CACHE_GB", "4")) * (1 << 30))
+#: Renders stream frames through once, so their cache only needs to hold what is reused across
+#: frames (a still background, a held frame); kept small so memory stays flat over long ranges.
+RENDER_CACHE_BYTES = int(float(os.environ.get("NODEGRAPH_RENDER_CACHE_GB", "0.5")) * (1 << 30))
 
 
 class ImageCache:

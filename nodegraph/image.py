@@ -171,6 +171,8 @@ class Image:
     def select(self, names: Iterable[str], *, missing: str = "error") -> "Image":
         """An image of just ``names`` in that order; ``missing="black"`` fills absent ones with 0."""
         names = tuple(names)
+        if names == self.channels:
+            return self
         if missing == "black":
             planes = [self.pixels[self.channels.index(n)] if n in self.channels
                       else torch.zeros(self.pixels.shape[1:], device=self.device, dtype=self.dtype) for n in names]

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from .cache import RENDER_CACHE_BYTES
 from .errors import NodeGraphError, RenderError
 from .evaluator import Evaluator, resolve_device
 from .graph import Graph
@@ -120,7 +121,11 @@ def render(
     on_start: Callable[[int], None] | None = None,
     cache_bytes: int | None = None,
 ) -> RenderResult:
-    """Render output nodes over frames. Validates first; never stops at the first failed frame."""
+    """Render output nodes over frames. Validates first; never stops at the first failed frame.
+
+    Each process evaluates through its own cache of ``cache_bytes`` (default
+    ``NODEGRAPH_RENDER_CACHE_GB``, 0.5 GiB): enough for what frames share, flat over any range.
+    """
     t0 = time.perf_counter()
     outputs = _select_outputs(graph, writes)
     graph.check(outputs)
@@ -154,8 +159,10 @@ def render(
     workers = max(1, int(workers))
     if dev.type == "cuda":
         workers = 1  # one process owns the GPU; frames still batch through its cache
+    if cache_bytes is None:
+        cache_bytes = RENDER_CACHE_BYTES
+    ev = Evaluator(graph, max_cache_bytes=cache_bytes)
     if workers == 1 or len(frame_jobs) <= 1:
-        ev = graph.evaluator if cache_bytes is None else Evaluator(graph, max_cache_bytes=cache_bytes)
         for name, f in frame_jobs:
             record(*_execute(ev, name, f, dev, dtype))
     else:
@@ -163,7 +170,7 @@ def render(
     for name in dict.fromkeys(j[0] for j in movie_jobs):
         node = graph.node(name)
         node_frames = [f for n, f in movie_jobs if n == name]
-        for res in node.write_movie(graph.evaluator, node_frames, device=dev, dtype=dtype):
+        for res in node.write_movie(ev, node_frames, device=dev, dtype=dtype):
             record(*res)
     result.seconds = time.perf_counter() - t0
     return result
