@@ -142,10 +142,12 @@ def _fill_plane(out: torch.Tensor, ch: Any, box: Box, bbox: Box) -> None:
     target = out[box.y0 - bbox.y0: box.y1 - bbox.y0, box.x0 - bbox.x0: box.x1 - bbox.x0]
     if px.dtype == np.uint32:
         target.copy_(torch.from_numpy(px.astype(np.float64)))
-    elif out.dtype in _NP_FLOAT and px.dtype != _NP_FLOAT[out.dtype] and np.isnan(px).any():
+        return
+    src = torch.from_numpy(np.ascontiguousarray(px))
+    if out.dtype in _NP_FLOAT and px.dtype != _NP_FLOAT[out.dtype] and bool(src.isnan().any()):
         target.copy_(torch.from_numpy(px.astype(_NP_FLOAT[out.dtype])))
     else:
-        target.copy_(torch.from_numpy(np.ascontiguousarray(px)))
+        target.copy_(src)
 
 
 _NP_FLOAT = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
@@ -327,10 +329,12 @@ def write_exr(path: str | os.PathLike[str], image: Image, *, datatype: str | Map
         plane = arr[i]
         if target is np.uint32:
             plane = np.clip(np.nan_to_num(plane.astype(np.float64)), 0, 2**32 - 1).round()
-        elif target is np.float16 and plane.dtype == np.float32 and not np.isnan(plane).any():
+        elif target is np.float16 and plane.dtype == np.float32:
             # torch's float->half is several times faster than numpy's and identical for non-NaN
             # values; NaN payloads only survive numpy's cast, so planes with NaN take that path
-            plane = torch.from_numpy(np.ascontiguousarray(plane)).half().numpy()
+            t = torch.from_numpy(np.ascontiguousarray(plane))
+            if not bool(t.isnan().any()):
+                plane = t.half().numpy()
         file_channels[chans.to_file_name(name)] = np.ascontiguousarray(plane.astype(target, copy=False))
     if len(file_channels) != len(image.channels):
         raise ImageIOError(f"channel names collide in the file: {image.channels}", path=path)

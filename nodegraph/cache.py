@@ -21,8 +21,12 @@ class ImageCache:
     An image larger than the whole budget is not stored. Thread safe.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES, *, admit_on_reuse: bool = False) -> None:
         self.max_bytes = int(max_bytes)
+        #: Store an image only the second time its key is offered (renders: a frame's own results
+        #: are offered once and never stored; what frames share, a still or a held frame, is).
+        self.admit_on_reuse = admit_on_reuse
+        self._offered: OrderedDict[Hashable, None] = OrderedDict()
         self._items: OrderedDict[Hashable, Image] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -44,6 +48,11 @@ class ImageCache:
         if size > self.max_bytes:
             return
         with self._lock:
+            if self.admit_on_reuse and key not in self._offered:
+                self._offered[key] = None
+                if len(self._offered) > 65536:
+                    self._offered.popitem(last=False)
+                return
             old = self._items.pop(key, None)
             if old is not None:
                 self._bytes -= old.nbytes
@@ -56,6 +65,7 @@ class ImageCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._offered.clear()
             self._bytes = 0
 
     @property

@@ -89,10 +89,11 @@ class Stats:
 class Evaluator:
     """Evaluates frames of a graph, caching images by hash."""
 
-    def __init__(self, graph: "Graph", cache: ImageCache | None = None, *, max_cache_bytes: int | None = None) -> None:
+    def __init__(self, graph: "Graph", cache: ImageCache | None = None, *, max_cache_bytes: int | None = None,
+                 admit_on_reuse: bool = False) -> None:
         self.graph = graph
         self.cache = cache if cache is not None else ImageCache(
-            DEFAULT_CACHE_BYTES if max_cache_bytes is None else max_cache_bytes)
+            DEFAULT_CACHE_BYTES if max_cache_bytes is None else max_cache_bytes, admit_on_reuse=admit_on_reuse)
         self.stats = Stats()
 
     # --- public -----------------------------------------------------------------------------

@@ -85,7 +85,7 @@ _WORKER: dict[str, Any] = {}
 def _worker_init(doc: dict[str, Any], device: str, dtype: str, threads: int, cache_bytes: int | None) -> None:
     torch.set_num_threads(max(1, threads))
     graph = Graph.from_dict(doc)
-    _WORKER["evaluator"] = Evaluator(graph, max_cache_bytes=cache_bytes)
+    _WORKER["evaluator"] = Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
     _WORKER["device"] = device
     _WORKER["dtype"] = getattr(torch, dtype)
 
@@ -124,7 +124,9 @@ def render(
     """Render output nodes over frames. Validates first; never stops at the first failed frame.
 
     Each process evaluates through its own cache of ``cache_bytes`` (default
-    ``NODEGRAPH_RENDER_CACHE_GB``, 0.5 GiB): enough for what frames share, flat over any range.
+    ``NODEGRAPH_RENDER_CACHE_GB``, 0.5 GiB) that stores an image only once a second frame asks
+    for it: what frames share (a still, a held frame) stays, a frame's own results never pile
+    up, so memory stays flat over any range.
     """
     t0 = time.perf_counter()
     outputs = _select_outputs(graph, writes)
@@ -161,7 +163,7 @@ def render(
         workers = 1  # one process owns the GPU; frames still batch through its cache
     if cache_bytes is None:
         cache_bytes = RENDER_CACHE_BYTES
-    ev = Evaluator(graph, max_cache_bytes=cache_bytes)
+    ev = Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
     if workers == 1 or len(frame_jobs) <= 1:
         for name, f in frame_jobs:
             record(*_execute(ev, name, f, dev, dtype))

@@ -157,7 +157,9 @@ class Read(Node):
             stamp = "missing"
             if self.knobs.on_error == "nearest frame" and seq.is_sequence(self.knobs.file):
                 stamp += f":{tuple(frames_on_disk(self.knobs.file))}"
-        return f"{os.path.abspath(path)}|{ff}|{stamp}|{color_config_id()}".encode()
+        # a single still is the same image at every frame: leave the frame out so frames share it
+        timed = seq.is_sequence(self.knobs.file) or is_movie_path(self.knobs.file)
+        return f"{os.path.abspath(path)}|{ff if timed else ''}|{stamp}|{color_config_id()}".encode()
 
     def check(self) -> list[str]:
         problems = []

@@ -106,3 +106,35 @@ def test_render_on_cuda(tmp_path: Path) -> None:
     g = _comp(tmp_path, _write_sequence(tmp_path, range(1, 3)))
     assert render(g, device="cuda").ok
     assert _red(str(tmp_path / "out" / "o.0002.exr")) == pytest.approx(0.04)
+
+
+def test_render_cache_keeps_shared_images_only(tmp_path: Path) -> None:
+    """A still read by every frame is read twice at most; per-frame results are never stored."""
+    src = _write_sequence(tmp_path, range(1, 7))
+    write_image(tmp_path / "still.exr", Image(torch.full((4, 12, 24), 0.5), ("rgba.red", "rgba.green", "rgba.blue",
+                                              "rgba.alpha"), Format.of_size(24, 12).display,
+                                              Format.of_size(24, 12)), datatype="float")
+    g = ng.Graph()
+    seq = g.add("Read", file=src)
+    still = g.add("Read", name="Still", file=str(tmp_path / "still.exr"))
+    plus = g.add("Merge2", A=seq, B=still, operation="plus")
+    g.add("Write", input=plus, file=str(tmp_path / "o.####.exr"))
+    import nodegraph.render as render_mod
+
+    seen = {}
+    original = render_mod.Evaluator
+
+    class Spy(original):  # keep a handle on the evaluator render makes
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen["ev"] = self
+
+    render_mod.Evaluator = Spy
+    try:
+        assert render(g).ok
+    finally:
+        render_mod.Evaluator = original
+    ev = seen["ev"]
+    assert ev.stats.ran["Still"] == 2 and ev.stats.cached["Still"] == 4
+    assert ev.stats.ran["Read1"] == 6 and ev.stats.ran["Merge1"] == 6
+    assert len(ev.cache) == 1  # only the still
