@@ -176,7 +176,7 @@ class Read(Node):
             kwargs["frame_index"] = file_frame - clip[0]
         if k.part:
             kwargs["part"] = k.part
-        img = read_image(path, dtype=torch.float32, **kwargs)
+        img = read_image(path, dtype=ctx.dtype, **kwargs)
         if not k.raw:
             src = k.colorspace
             if src == "default":
