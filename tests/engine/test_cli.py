@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import nodegraph as ng
 from nodegraph.cli import app
 
 runner = CliRunner()
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "openexr-images"
+DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 
 
 def _graph(tmp_path: Path) -> Path:

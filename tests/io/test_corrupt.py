@@ -22,14 +22,13 @@ from nodegraph.image import Box, Format, Image
 from nodegraph.io import atomic_output, movie, probe, read_image, write_image
 from nodegraph.io.exr import write_exr
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "openexr-images"
+DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 EXTENSIONS = ["exr", "png", "jpg", "tif", "dpx", "mov", "mp4", "mxf"]
 
 
 def sample(rel: str) -> Path:
     p = DATA / rel
-    if not p.exists():
-        pytest.skip(f"sample image {rel} not available")
+    assert p.exists(), f"sample image {p} is missing (see tests/conftest.py)"
     return p
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,12 @@ from nodegraph.errors import ImageIOError, MissingFrameError
 from nodegraph.image import Box, Format, Image
 from nodegraph.io.exr import COMPRESSIONS, exr_info, read_exr, write_exr
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "openexr-images"
+DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 
 
 def data_file(rel: str) -> Path:
     p = DATA / rel
-    if not p.exists():
-        pytest.skip(f"sample image {rel} not available")
+    assert p.exists(), f"sample image {p} is missing (see tests/conftest.py)"
     return p
 
 

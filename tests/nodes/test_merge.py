@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import math
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from nodegraph import Box, Format, Graph, Image, KnobError
 from nodegraph.nodes.merge import Merge2
 
 RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "openexr-images"
+DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 FMT = Format.of_size(16, 12)
 
 
@@ -354,7 +356,7 @@ def test_stays_on_gpu():
 
 # --- OpenImageIO on a real HDR image -------------------------------------------------------
 
-oiio = pytest.importorskip("OpenImageIO")
+import OpenImageIO as oiio  # noqa: E402
 BEACH = DATA / "Beachball"
 
 
@@ -377,8 +379,7 @@ def _to_image(buf) -> Image:
 
 @pytest.fixture(scope="module")
 def beach():
-    if not (BEACH / "singlepart.0001.exr").exists():
-        pytest.skip("openexr-images not available")
+    assert (BEACH / "singlepart.0001.exr").exists(), f"sample images missing under {BEACH} (see tests/conftest.py)"
     a, b = _read("singlepart.0002.exr"), _read("singlepart.0001.exr")
     return a, b, _to_image(a), _to_image(b)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from nodegraph import Box, Format, Graph, Image, KnobError
 from nodegraph.nodes.premult import Premult, Unpremult
 
 RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "openexr-images"
+DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 FMT = Format.of_size(8, 8)
 
 
@@ -124,14 +126,13 @@ def test_in_a_graph_keeps_dtype():
     assert out.dtype == torch.float16 and out.pixels[:, 0, 0].tolist() == [0.5, 0.5, 0.5, 0.5]
 
 
-oiio = pytest.importorskip("OpenImageIO")
+import OpenImageIO as oiio  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def beach():
     path = DATA / "Beachball" / "singlepart.0001.exr"
-    if not path.exists():
-        pytest.skip("openexr-images not available")
+    assert path.exists(), f"sample image {path} is missing (see tests/conftest.py)"
     buf = oiio.ImageBufAlgo.channels(oiio.ImageBuf(str(path)), ("R", "G", "B", "A"))
     spec = buf.spec()
     spec.set_format(oiio.FLOAT)

@@ -14,7 +14,7 @@ import nodegraph as ng
 from nodegraph.image import Box, Format, Image
 from nodegraph.io import write_image
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data" / "openexr-images"
+DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 
 
 def _frame_image(value: float, fmt: Format = Format.of_size(32, 16)) -> Image:
