@@ -257,3 +257,13 @@ def test_random_images_round_trip(tmp_path, c, x0, y0, w, h, datatype, seed):
     back = read_exr(out)
     assert back.bbox == box and back.channels == image.channels
     assert torch.equal(back.pixels, pixels.half().float() if datatype == "half" else pixels)
+
+
+def test_has_nan_matches_numpy_on_every_half_value() -> None:
+    from nodegraph.io.exr import has_nan
+
+    every = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    for value in every[np.isnan(every)][::97]:
+        assert has_nan(np.array([1.0, value, 2.0], dtype=np.float16))
+    assert not has_nan(every[~np.isnan(every)])
+    assert has_nan(np.array([0.0, np.nan], dtype=np.float32)) and not has_nan(np.array([np.inf], dtype=np.float32))
