@@ -1,4 +1,4 @@
-"""The ``nodegraph`` command line: render, validate, nodes, info, demo."""
+"""The ``nodegraph`` command line: render, validate, nodes, info, compare, demo."""
 
 from __future__ import annotations
 
@@ -197,6 +197,70 @@ def demo(directory: Path = typer.Argument(Path("nodegraph-demo"), metavar="[DIR]
         _fail(err)
     for line in report:
         out.print(line, highlight=False)
+
+
+@app.command()
+def compare(
+    a: str = typer.Argument(..., metavar="A", help="Image, sequence pattern (shot.####.exr) or GRAPH.json:NODE."),
+    b: str = typer.Argument(..., metavar="B", help="Image, sequence pattern or GRAPH.json:NODE to compare with."),
+    frames: Optional[str] = typer.Option(None, "--frames", "-F",
+                                         help="Frames, e.g. 1001-1100; default: every frame on disk."),
+    channels: Optional[str] = typer.Option(None, "--channels", "-c",
+                                           help="Channels or layers (rgba, rgba.alpha,depth.Z); default: all."),
+    tolerance: float = typer.Option(0.0, "--tolerance", "-t", min=0.0,
+                                    help="Largest absolute difference allowed per pixel and channel."),
+    diff_dir: Optional[Path] = typer.Option(None, "--diff-dir",
+                                            help="Write diff.####.exr (|A - B| per channel) for failing frames."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Compare two frame sequences per frame and channel (max abs, RMS, PSNR against peak 1.0).
+
+    Exit code 0 when every frame is within tolerance, 1 when any frame differs, a channel or
+    frame is missing, or NaNs disagree; 2 when the comparison cannot run at all.
+    """
+    from .compare import compare_sequences
+
+    try:
+        result = compare_sequences(a, b, frames=frames, channels=channels, atol=tolerance, diff_dir=diff_dir)
+    except NodeGraphError as err:
+        _fail(err, 2)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        _print_compare(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_compare(result: Any) -> None:
+    from .compare import _psnr_text
+
+    table = Table("frame", "channel", "max abs", "RMS", "PSNR", "status", box=None)
+    for fr in result.frames:
+        status = "[green]ok[/]" if fr.ok else "[bold red]FAIL[/]"
+        if fr.comparison is None:
+            table.add_row(str(fr.frame), "-", "-", "-", "-", f"{status} {fr.error}")
+            continue
+        for problem in fr.comparison.problems:
+            table.add_row(str(fr.frame), "-", "-", "-", "-", f"{status} {problem}")
+        for c in fr.comparison.channels:
+            if c.missing:
+                table.add_row(str(fr.frame), c.channel, "-", "-", "-", f"[bold red]FAIL[/] missing in {c.missing}")
+                continue
+            note = f" {c.nonfinite} NaN/Inf mismatch(es)" if c.nonfinite else ""
+            table.add_row(str(fr.frame), c.channel, f"{c.max_abs:.6g}", f"{c.rms:.6g}", _psnr_text(c.psnr),
+                          ("[green]ok[/]" if c.ok else "[bold red]FAIL[/]") + note)
+    out.print(table)
+    failed = result.failed
+    summary = f"{len(result.frames) - len(failed)} of {len(result.frames)} frame(s) match (tolerance {result.atol:g})"
+    if failed:
+        console.print(f"[bold red]{summary}; differing: {', '.join(str(f.frame) for f in failed)}[/]",
+                      highlight=False)
+        for fr in failed:
+            if fr.diff_path:
+                console.print(f"  frame {fr.frame}: difference image {fr.diff_path}", highlight=False)
+    else:
+        console.print(f"[green]{summary}[/]", highlight=False)
 
 
 def main() -> None:
