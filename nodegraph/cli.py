@@ -49,7 +49,8 @@ def render(
     graph_file: Path = typer.Argument(..., metavar="GRAPH", help="Graph document (.json)."),
     frames: Optional[str] = typer.Option(None, "--frames", "-F", help="Frames, e.g. 1001-1100, 1-10x2, 1,5,9."),
     write: list[str] = typer.Option([], "--write", "-w", help="Write node to render (repeatable); default all."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Frames rendered in parallel (processes)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Frames rendered in parallel."),
+    processes: bool = typer.Option(False, "--processes", help="Run workers as processes instead of threads."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip frames whose output file exists."),
@@ -81,7 +82,7 @@ def render(
         with progress:
             result = run_render(graph, writes=write or None, frames=frames, workers=workers, device=device,
                                 dtype=torch.float16 if half else torch.float32, skip_existing=skip_existing,
-                                on_progress=on_progress, on_start=on_start)
+                                on_progress=on_progress, on_start=on_start, processes=processes)
     except ValidationError as err:
         _fail(err, 2)
     except NodeGraphError as err:

@@ -10,6 +10,7 @@ that ask ``ctx.input`` for something they did not declare still work: that is pu
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -95,6 +96,7 @@ class Evaluator:
         self.cache = cache if cache is not None else ImageCache(
             DEFAULT_CACHE_BYTES if max_cache_bytes is None else max_cache_bytes, admit_on_reuse=admit_on_reuse)
         self.stats = Stats()
+        self.stats_lock = threading.Lock()  # renders evaluate frames on several threads
 
     # --- public -----------------------------------------------------------------------------
     def evaluate(self, ref: "Node | str", frame: int = 1, *, device: str | torch.device | None = None,
@@ -244,7 +246,8 @@ class _Plan:
             seen.add(key)
             img = cache.get((self.hashes[key], self.suffix))
             if img is not None:
-                ev.stats.cached[key[0]] += 1
+                with ev.stats_lock:
+                    ev.stats.cached[key[0]] += 1
                 results[key] = img
                 continue
             stack.append((key, True))
@@ -259,7 +262,8 @@ class _Plan:
             for inp, dkey in self.deps[key]:
                 ctx._results[(inp, dkey[1])] = results[self._resolve(dkey)]
             img = self._compute(node, ctx)
-            ev.stats.ran[key[0]] += 1
+            with ev.stats_lock:
+                ev.stats.ran[key[0]] += 1
             cache.put((self.hashes[key], self.suffix), img)
             results[key] = img
             ctx._results.clear()

@@ -38,10 +38,10 @@ def _red(path: str) -> float:
     return float(oiio.ImageBuf(path).get_pixels(oiio.FLOAT)[..., 0].mean())
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_render_range_from_reads(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize("workers,processes", [(1, False), (2, False), (2, True)])
+def test_render_range_from_reads(tmp_path: Path, workers: int, processes: bool) -> None:
     g = _comp(tmp_path, _write_sequence(tmp_path, range(1, 6)))
-    result = render(g, workers=workers)
+    result = render(g, workers=workers, processes=processes)
     assert result.ok
     assert sorted(f for _, f, _ in result.written) == [1, 2, 3, 4, 5]
     for f in range(1, 6):
@@ -55,7 +55,11 @@ def test_render_failures_named_per_frame_and_others_written(tmp_path: Path) -> N
     os.remove(tmp_path / "src.0004.exr")
     g = _comp(tmp_path, src)
     g["Read1"].set(first=1, last=5)
-    result = render(g, workers=2)
+    result = render(g, workers=2)  # threads
+    assert set(result.failed) == {("Out", 2), ("Out", 4)}
+    for p in os.listdir(tmp_path / "out"):
+        os.remove(tmp_path / "out" / p)
+    result = render(g, workers=2, processes=True)
     assert set(result.failed) == {("Out", 2), ("Out", 4)}
     assert "src.0002.exr" in result.failed[("Out", 2)] and "src.0004.exr" in result.failed[("Out", 4)]
     assert sorted(os.listdir(tmp_path / "out")) == ["o.0001.exr", "o.0003.exr", "o.0005.exr"]
