@@ -70,7 +70,7 @@ def split(name: str) -> tuple[str, str]:
 
 def sort_key(name: str) -> tuple[str, int, str]:
     layer, _, comp = name.rpartition(".")
-    return (layer != "rgba", layer, _ORDER.get(comp.lower(), 99), comp)
+    return (layer != "rgba", layer, _ORDER.get(comp, 99), comp)
 
 
 def expand(spec: str | Iterable[str], available: Iterable[str] | None = None) -> tuple[str, ...]:

@@ -48,11 +48,14 @@ T = torch.Tensor
 
 
 def _srgb_to_lin(v: T) -> T:
-    return torch.where(v <= 0.04045, v / 12.92, ((v.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4)
+    # in-place on the clamped copy: one temporary instead of four on a 2K plate
+    hi = v.clamp(min=0.04045).add_(0.055).div_(1.055).pow_(2.4)
+    return hi.where(v > 0.04045, v / 12.92)
 
 
 def _lin_to_srgb(x: T) -> T:
-    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)
+    hi = x.clamp(min=0.0031308).pow_(1 / 2.4).mul_(1.055).sub_(0.055)
+    return hi.where(x > 0.0031308, x * 12.92)
 
 
 _R709_BREAK = 4.5 * 0.018
@@ -602,14 +605,22 @@ class _TripleOp(Node, abstract=True):
             return img
         work = _work_dtype(img.dtype)
         weight = self.weight(ctx, img)
-        pixels = img.pixels.clone()
-        zero = torch.zeros(img.pixels.shape[1:], device=img.device, dtype=work)
+        done = {img.index(n) for triple in groups.values() for n in triple if n is not None}
+        pixels = torch.empty_like(img.pixels)
+        for i in range(len(img.channels)):  # untouched channels: copied once, converted ones written below
+            if i not in done:
+                pixels[i] = img.pixels[i]
         for triple in groups.values():
-            rgb = torch.stack([img.channel(n).to(work) if n else zero for n in triple])
+            idx = [img.index(n) if n else None for n in triple]
+            if None not in idx and idx[1] == idx[0] + 1 and idx[2] == idx[0] + 2 and img.dtype == work:
+                rgb = img.pixels[idx[0]:idx[0] + 3]  # a view: no gather copy for the usual rgba layout
+            else:
+                zero = torch.zeros(img.pixels.shape[1:], device=img.device, dtype=work)
+                rgb = torch.stack([img.pixels[i].to(work) if i is not None else zero for i in idx])
             out = _blend(rgb, self.convert(rgb), weight)
-            for j, n in enumerate(triple):
-                if n is not None:
-                    pixels[img.index(n)] = out[j].to(img.dtype)
+            for j, i in enumerate(idx):
+                if i is not None:
+                    pixels[i] = out[j]
         return img.replace(pixels=pixels)
 
 
