@@ -70,6 +70,11 @@ class Context:
         self._results[(name, frame)] = img
         return img
 
+    def input_range(self, name: str) -> tuple[int, int] | None:
+        """The frame range of input ``name`` (None if unconnected or it has none, e.g. a generator)."""
+        src = self.connected.get(name)
+        return None if src is None else self._evaluator.frame_range(src)
+
     def at(self, frame: int) -> "Context":
         """A context for another frame of the same node (used by ``needs`` of time nodes)."""
         return Context(self._evaluator, self.node, frame, self.device, self.dtype, self.connected)

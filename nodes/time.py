@@ -14,10 +14,7 @@ from nodegraph.node import Input, Knobs, Node
 
 
 def _input_range(ctx: Context, name: str = "input") -> tuple[int, int] | None:
-    src = ctx.connected.get(name)
-    if src is None:
-        return None
-    return ctx._evaluator.frame_range(src)  # noqa: SLF001 - the engine's own range walk
+    return ctx.input_range(name)
 
 
 class TimeOffset(Node):

@@ -227,8 +227,15 @@ DOMAINS = {
 def test_transfer_round_trip(name):
     lo, hi = DOMAINS[name]
 
+    values = st.floats(lo, hi, allow_nan=False)
+    if name == "rec709":
+        # BT.709's rounded constants leave the curve discontinuous at the break (4.5 * 0.018 = 0.081
+        # below it, 1.099 * 0.018**0.45 - 0.099 = 0.08128 above): values that float32 rounds onto
+        # the break cannot round-trip, in any implementation. Stay clear of that 1e-4-wide gap.
+        values = values.filter(lambda v: abs(v - 0.018) > 1e-4)
+
     @FAST
-    @given(st.lists(st.floats(lo, hi, allow_nan=False), min_size=1, max_size=30))
+    @given(st.lists(values, min_size=1, max_size=30))
     def check(xs):
         x = grey3(xs)
         back = C.to_linear(C.from_linear(x, name), name)
