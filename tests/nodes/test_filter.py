@@ -22,7 +22,7 @@ from OpenImageIO import ROI, ImageBuf, ImageSpec
 from OpenImageIO import ImageBufAlgo as IBA
 
 import nodegraph as ng
-from nodegraph import Box, Format, Image
+from nodegraph import Format, Image
 from nodegraph.nodes.filter import Blur, blur_kernel
 
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
