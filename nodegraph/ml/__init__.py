@@ -1,0 +1,1 @@
+"""Machine learning for shots: networks, training (CopyCat), model files (.cat)."""
