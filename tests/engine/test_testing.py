@@ -11,7 +11,12 @@ import torch
 
 import nodegraph as ng
 from nodegraph.io import write_image
-from nodegraph.testing import assert_frames_match, assert_images_match, compare_images
+from nodegraph.node import Input, Node
+from nodegraph.nodes.math import Multiply
+from nodegraph.nodes.merge import Merge2
+from nodegraph.nodes.time import TimeOffset
+from nodegraph.testing import (ImagesContext, assert_frames_match, assert_images_match, compare_images,
+                               compute_node)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "test_shot_regression.py"
 
@@ -78,3 +83,57 @@ def test_shipped_example_passes(tmp_path):
     doc = module.build_shot(tmp_path)
     module.test_comp_matches_its_reference(doc)
     module.test_a_changed_key_is_caught(doc)
+
+
+class _Probe(Node):
+    """Test node: records the context ``compute`` gets and returns its input."""
+
+    type_name = "_TestComputeNodeProbe"
+    inputs = (Input("input"), Input("mask", required=False))
+
+    def compute(self, ctx):
+        self.seen = ctx
+        return ctx.input("input")
+
+
+def _rgba(*values: float) -> ng.Image:
+    fmt = ng.Format.of_size(2, 1)
+    return ng.Image(torch.tensor(values, dtype=torch.float32)[:, None, None].expand(-1, 1, 2).clone(),
+                    ng.channels.RGBA, fmt.display, fmt)
+
+
+def test_compute_node_runs_a_node_on_given_images():
+    img = _rgba(0.2, 0.4, 0.6, 0.5)
+    out = compute_node(Multiply("Mul", value=2.0, channels="rgb"), input=img)
+    assert out.pixels[:, 0, 0].tolist() == pytest.approx([0.4, 0.8, 1.2, 0.5])
+    # several inputs by name; an optional input given as None is left unconnected
+    plus = compute_node(Merge2("Merge1", operation="plus"), A=img, B=_rgba(1.0, 1.0, 1.0, 1.0), mask=None)
+    assert plus.pixels[:, 0, 1].tolist() == pytest.approx([1.2, 1.4, 1.6, 1.5])
+
+
+def test_compute_node_context_offers_what_nodes_use():
+    img = _rgba(0.1, 0.2, 0.3, 1.0)
+    probe = _Probe("P")
+    assert compute_node(probe, frame=12, dtype=torch.float64, input=img) is img
+    ctx = probe.seen
+    assert isinstance(ctx, ImagesContext) and ctx.node is probe
+    assert (ctx.frame, ctx.device, ctx.dtype) == (12, torch.device("cpu"), torch.float64)
+    assert ctx.connected == {"input": None} and ctx.has_input("input") and not ctx.has_input("mask")
+    assert ctx.input("input", frame=3) is img  # the same image at every frame
+    assert ctx.input("mask") is None and ctx.input_range("input") is None
+    other = ctx.at(20)
+    assert (other.frame, other.node, other.dtype) == (20, probe, torch.float64) and other.input("input") is img
+    assert probe.needs(ctx) == [("input", 12)]  # the default needs reads ctx.connected and ctx.frame
+    with pytest.raises(ng.GraphError, match="no input 'matte'"):
+        ctx.input("matte")
+    with pytest.raises(ng.GraphError, match="no input 'imput'"):  # a misspelt input is not ignored
+        compute_node(probe, imput=img)
+    assert compute_node(probe, input=img, matte=None) is img  # None is "not connected", whatever the name
+
+
+def test_images_context_drives_other_hooks():
+    img = _rgba(0.1, 0.2, 0.3, 1.0)
+    node = TimeOffset("T", time_offset=5)
+    assert node.needs(ImagesContext(node, frame=10, input=img)) == [("input", 5)]
+    assert node.needs(ImagesContext(node, frame=10)) == []
+    assert compute_node(node, frame=10, input=img) is img

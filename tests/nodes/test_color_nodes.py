@@ -21,33 +21,19 @@ from hypothesis import strategies as st
 
 import nodegraph as ng
 from nodegraph import Box, Format, Graph, Image, KnobError
+from nodegraph.channels import RGBA
 from nodegraph import color as ngcolor
 from nodegraph.nodes import color as C
 from nodegraph.nodes.color import Clamp, Colorspace, Grade, Invert, OCIOColorSpace
+from nodegraph.testing import ImagesContext, compute_node
 
-RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 FMT = Format.of_size(8, 8)
 FAST = settings(max_examples=60, deadline=None)
 
 
-class Ctx:
-    """Just enough of nodegraph's Context to call ``compute`` on one image (and a mask)."""
-
-    def __init__(self, img: Image, mask: Image | None = None) -> None:
-        self.images = {"input": img, "mask": mask}
-        self.connected = {k: None for k, v in self.images.items() if v is not None}
-        self.frame = 1
-
-    def has_input(self, name: str) -> bool:
-        return self.images.get(name) is not None
-
-    def input(self, name: str, frame: int | None = None) -> Image | None:
-        return self.images.get(name)
-
-
 def run(cls, img: Image, mask: Image | None = None, **knobs) -> Image:
-    return cls("N1", **knobs).compute(Ctx(img, mask))
+    return compute_node(cls("N1", **knobs), input=img, mask=mask)
 
 
 def image(pixels, channels=RGBA) -> Image:
@@ -288,8 +274,10 @@ def test_colorspace_channels_and_passthrough():
     out = run(Colorspace, image(px), colorspace_out="sRGB", channels="rgba.red,rgba.green")
     np.testing.assert_allclose(out.pixels[:, 0, 0].numpy(), [ref_encode("sRGB", 0.18), ref_encode("sRGB", 0.5),
                                                              2.0, 0.3])
-    assert Colorspace("C").passthrough(Ctx(image(px))) == "input"
-    assert Colorspace("C", colorspace_out="sRGB").passthrough(Ctx(image(px))) is None
+    node = Colorspace("C")
+    assert node.passthrough(ImagesContext(node, input=image(px))) == "input"
+    node = Colorspace("C", colorspace_out="sRGB")
+    assert node.passthrough(ImagesContext(node, input=image(px))) is None
 
 
 def test_colorspace_converts_in_to_out_through_linear():

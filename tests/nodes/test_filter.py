@@ -23,24 +23,15 @@ from OpenImageIO import ImageBufAlgo as IBA
 
 import nodegraph as ng
 from nodegraph import Format, Image
+from nodegraph.channels import RGBA
 from nodegraph.nodes.filter import Blur, blur_kernel
+from nodegraph.testing import compute_node
 
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
-RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
-
-
-class Ctx:
-    def __init__(self, img: Image) -> None:
-        self.img = img
-        self.connected = {"input": None}
-        self.frame = 1
-
-    def input(self, name: str, frame: int | None = None) -> Image:
-        return self.img
 
 
 def run(img: Image, **knobs) -> Image:
-    return Blur("Blur1", **knobs).compute(Ctx(img))
+    return compute_node(Blur("Blur1", **knobs), input=img)
 
 
 @pytest.fixture(scope="module")

@@ -12,28 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodegraph import Box, Format, Graph, Image, KnobError
+from nodegraph.channels import RGBA
 from nodegraph.io import read_image
 from nodegraph.nodes.keyer import Keyer
+from nodegraph.testing import compute_node
 
-RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 FMT = Format.of_size(8, 8)
 
 
-class Ctx:
-    """Just enough of nodegraph's Context to call ``compute`` on one image."""
-
-    def __init__(self, img: Image) -> None:
-        self.img = img
-        self.connected = {"input": None}
-        self.frame = 1
-
-    def input(self, name: str, frame: int | None = None) -> Image:
-        return self.img
-
-
 def run(img: Image, **knobs) -> Image:
-    return Keyer("K1", **knobs).compute(Ctx(img))
+    return compute_node(Keyer("K1", **knobs), input=img)
 
 
 def image(pixels, channels=RGBA) -> Image:

@@ -14,32 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nodegraph import Box, Format, Graph, Image, KnobError
+from nodegraph.channels import RGBA
 from nodegraph.nodes.merge import Merge2
+from nodegraph.testing import compute_node
 
-RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 FMT = Format.of_size(16, 12)
 
 
-class Ctx:
-    """Just enough of nodegraph's Context to call ``compute`` on given images."""
-
-    def __init__(self, **images: Image | None) -> None:
-        self.images = {k: v for k, v in images.items() if v is not None}
-        self.connected = dict.fromkeys(self.images)
-        self.frame = 1
-        self.device = torch.device("cpu")
-        self.dtype = torch.float64
-
-    def has_input(self, name: str) -> bool:
-        return name in self.images
-
-    def input(self, name: str, frame: int | None = None) -> Image | None:
-        return self.images.get(name)
-
-
 def merge(A: Image, B: Image, mask: Image | None = None, **knobs) -> Image:
-    return Merge2("Merge1", **knobs).compute(Ctx(A=A, B=B, mask=mask))
+    return compute_node(Merge2("Merge1", **knobs), A=A, B=B, mask=mask, dtype=torch.float64)
 
 
 def image(pixels, channels=RGBA, origin=(0, 0), fmt=FMT) -> Image:

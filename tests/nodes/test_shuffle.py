@@ -19,6 +19,7 @@ from nodegraph import Box, Format, Image, KnobError
 from nodegraph import channels as chans
 from nodegraph.node import Knobs, Node
 from nodegraph.nodes.shuffle import Shuffle, Shuffle2
+from nodegraph.testing import compute_node
 
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
 BEACH = DATA / "Beachball"
@@ -26,29 +27,12 @@ RGBA = chans.RGBA
 FMT = Format.of_size(16, 12)
 
 
-class Ctx:
-    """Just enough of nodegraph's Context to call ``compute`` on given images."""
-
-    def __init__(self, **images: Image | None) -> None:
-        self.images = {k: v for k, v in images.items() if v is not None}
-        self.connected = dict.fromkeys(self.images)
-        self.frame = 1
-        self.device = torch.device("cpu")
-        self.dtype = torch.float32
-
-    def has_input(self, name: str) -> bool:
-        return name in self.images
-
-    def input(self, name: str, frame: int | None = None) -> Image | None:
-        return self.images.get(name)
-
-
 def shuffle(img: Image, **knobs) -> Image:
-    return Shuffle("Shuffle1", **knobs).compute(Ctx(input=img))
+    return compute_node(Shuffle("Shuffle1", **knobs), input=img)
 
 
 def shuffle2(B: Image, A: Image | None = None, **knobs) -> Image:
-    return Shuffle2("Shuffle1", **knobs).compute(Ctx(B=B, A=A))
+    return compute_node(Shuffle2("Shuffle1", **knobs), B=B, A=A)
 
 
 def image(channels, box=(0, 0, 16, 12), seed=0, fmt=FMT) -> Image:

@@ -22,26 +22,15 @@ from OpenImageIO import ROI, ImageBuf
 from OpenImageIO import ImageBufAlgo as IBA
 
 from nodegraph import Box, Format, Image
+from nodegraph.channels import RGBA
 from nodegraph.nodes.transform import Crop, Reformat, Transform, filter_weight, flip_y
+from nodegraph.testing import compute_node
 
 DATA = Path(os.environ["NODEGRAPH_TEST_DATA"])  # found by tests/conftest.py
-RGBA = ("rgba.red", "rgba.green", "rgba.blue", "rgba.alpha")
-
-
-class Ctx:
-    """Just enough of nodegraph's Context to call ``compute`` on one image."""
-
-    def __init__(self, img: Image) -> None:
-        self.img = img
-        self.connected = {"input": None}
-        self.frame = 1
-
-    def input(self, name: str, frame: int | None = None) -> Image:
-        return self.img
 
 
 def run(cls, img: Image, **knobs) -> Image:
-    return cls("N1", **knobs).compute(Ctx(img))
+    return compute_node(cls("N1", **knobs), input=img)
 
 
 def to_image(buf: ImageBuf) -> Image:
@@ -280,7 +269,7 @@ WARPS = [dict(rotate=30, center=(48, 32)),
                                           ("lanczos6", "lanczos3"), ("parzen", "bspline")])
 def test_transform_matches_oiio_warp(desk, knobs, ours, theirs):
     node = Transform("T", filter=ours, **knobs)
-    out = node.compute(Ctx(to_image(desk)))
+    out = compute_node(node, input=to_image(desk))
     f = flip_y(desk.spec().full_height)
     m = f @ node.nuke_matrix() @ f  # the same map in OIIO's y-down pixels (Imath: row vectors)
     b = out.bbox
