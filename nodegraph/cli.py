@@ -1,4 +1,4 @@
-"""The ``nodegraph`` command line: render, validate, nodes, info, compare, demo."""
+"""The ``nodegraph`` command line: render, train, validate, nodes, info, compare, demo."""
 
 from __future__ import annotations
 
@@ -95,6 +95,82 @@ def render(
             console.print(f"  [red]{node} frame {frame}[/]: {msg}", highlight=False)
         raise typer.Exit(1)
     console.print(f"[green]{summary}[/]")
+
+
+@app.command()
+def train(
+    graph_file: Path = typer.Argument(..., metavar="GRAPH", help="Graph document (.json)."),
+    node: Optional[str] = typer.Option(None, "--node", "-n", help="CopyCat node to train; default: the only one."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", min=0.0, help="Override the node's epochs."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train exactly this many steps in total."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto; default: useGPUIfAvailable."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from NAME.ost in the data directory."),
+    compile_: bool = typer.Option(False, "--compile", help="Compile the network with torch.compile (CUDA)."),
+    log_every: int = typer.Option(10, "--log-every", min=1, help="Steps per line of the summary file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
+) -> None:
+    """Train a CopyCat node; Ctrl-C stops after a checkpoint (exit code 130), --resume continues."""
+    from .graph import Graph
+
+    if epochs is not None and steps is not None:
+        _fail(NodeGraphError("give --epochs or --steps, not both"), 2)
+    try:
+        graph = Graph.load(graph_file)
+        apply_overrides(graph, set_)
+        if node is None:
+            cats = [n.name for n in graph if n.type_name == "CopyCat"]
+            if len(cats) != 1:
+                raise NodeGraphError(f"the graph has {len(cats)} CopyCat nodes ({', '.join(cats) or 'none'}); "
+                                     "name one with --node")
+            node = cats[0]
+        from .ml.train import TrainingInterrupted, train as run_train
+    except ValidationError as err:
+        _fail(err, 2)
+    except NodeGraphError as err:
+        _fail(err)
+
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    task = None
+
+    def on_event(kind: str, info: dict) -> None:
+        nonlocal task
+        if kind == "plan":
+            console.print(
+                f"[bold]{info['node']}[/]: {info['dataset_size']} frame pair(s), batch {info['batch_size']}, "
+                f"crop {info['crop_size']}, {info['parameters']:,} weights on {info['device']}; "
+                f"Total Steps = {info['total_steps']:,} ({info['epochs']:g} epochs)"
+                + (f", resuming at step {info['start_step']:,}" if info["start_step"] else ""), highlight=False,
+                soft_wrap=True)
+            progress.start()
+            task = progress.add_task("", total=info["total_steps"], completed=info["start_step"], loss="-", rate="-")
+        elif kind == "log" and task is not None:
+            progress.update(task, completed=info["step"], loss=f"{info['loss']:.4g}",
+                            rate=f"{info['steps_per_s']:.2f}")
+        elif kind == "step" and task is not None:
+            progress.update(task, completed=info["step"])
+        elif kind == "warning":
+            progress.console.print(f"[yellow]warning:[/] {info['message']}", highlight=False)
+        elif kind == "checkpoint":
+            progress.console.print(f"checkpoint {info['path']}", highlight=False)
+
+    try:
+        with progress:
+            result = run_train(graph, node, epochs=epochs, steps=steps, device=device, resume=resume,
+                               compile=compile_, log_every=log_every, on_event=on_event)
+    except TrainingInterrupted as stop:
+        r = stop.result
+        console.print(f"[yellow]interrupted at step {r.step:,} of {r.total_steps:,}[/]; checkpoint and "
+                      f"{r.state_path} written; continue with --resume", highlight=False)
+        raise typer.Exit(130)
+    except ValidationError as err:
+        _fail(err, 2)
+    except NodeGraphError as err:
+        _fail(err)
+    loss = "-" if result.final_loss is None else f"{result.final_loss:.4g}"
+    console.print(f"[green]trained {result.step:,} step(s) in {result.seconds:.1f}s, loss {loss}[/]", highlight=False)
+    out.print(str(result.model_path), highlight=False)
 
 
 @app.command()

@@ -1,0 +1,343 @@
+"""The CopyCat network: a multi-scale recurrent encoder-decoder (scale-recurrent, after Tao et al.
+2018, "Scale-recurrent Network for Deep Image Deblurring").
+
+Structure, applied coarse-to-fine over ``scales`` (3) with the same weights at every scale:
+
+- the input at that scale (a 2x2 box-filter pyramid of the padded input) is concatenated with
+  the previous scale's prediction upsampled 2x (bilinear); at the coarsest scale the "previous
+  prediction" is the input itself when input and output channels agree, zeros otherwise;
+- encoder: a 5x5 stem conv to ``widths[0]`` channels, then three levels (``widths``, by default
+  32/64/128) of 5x5 ResBlocks (conv-ReLU-conv + identity, no normalisation), levels joined by 5x5
+  stride-2 convs;
+- bottleneck: an optional ConvLSTM whose hidden and cell states are carried from one scale to
+  the next (upsampled 2x, bilinear);
+- decoder: 5x5 ResBlocks per level, 4x4 stride-2 transposed convs up, additive skip connections
+  from the encoder level of the same size (additions, not concatenations: no copies, no wider
+  convs), and a 5x5 head conv to the output channels;
+- residual prediction when input and output channels agree (the network predicts a correction to
+  the input at each scale).
+
+Design choices (speed on GPU tensor cores with bf16 + channels_last + torch.compile):
+
+- Block counts per level are *not* SRN's fixed 3+3 everywhere. Full-resolution convs at 32
+  channels are the most expensive per weight (they run on the most pixels) and the least
+  efficient on tensor cores (narrow GEMMs, memory bound); 128-channel convs at 1/4 resolution
+  are cheap per weight and run near the matrix rate. The ``medium`` model therefore spends fewer
+  blocks at full resolution and more of its ~7M weights at the low-resolution levels: fewer but
+  wider ops, same family, similar weight count to CopyCat's default.
+- The ConvLSTM uses 3x3 gates (one conv over ``[x, h]`` producing all four gates at once); at
+  the coarsest scale, where the state is zero, only the input half of the gate weights is applied
+  (no concatenation with zeros, no forget-gate term).
+- Skips are additions; the input pyramid is a 2x2 average pool (cheap, exact box filter, matches
+  the target pyramid used by the multi-scale loss, see :meth:`ScaleRecurrentNet.pyramid`).
+- No Python-side per-pixel work, no data-dependent control flow: padding depends on the shape
+  only, so ``torch.compile`` traces the whole multi-scale forward as one graph.
+- Initialisation: PyTorch's default (Kaiming-uniform) convs, the second conv of every ResBlock
+  scaled by ``RES_INIT_SCALE`` so deep stacks start close to identity, and the head scaled by
+  ``HEAD_INIT_SCALE`` so that a residual model starts near the identity map while gradients still
+  reach every layer at the first step (a zero head would block them).
+
+Inputs of any size are padded (replicate) on the right/bottom to a multiple of
+``2 ** (scales - 1 + 2)`` and the predictions cropped back. Values are in the encoded
+(:mod:`nodegraph.ml.transfer`) domain: the network sees and predicts encoded values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SIZES = ("small", "medium", "large")
+
+RES_INIT_SCALE = 0.1
+HEAD_INIT_SCALE = 1e-2
+
+# Per size: channel widths of the three levels and ResBlocks per level in the encoder and decoder.
+_SIZE_SPECS: dict[str, dict[str, Any]] = {
+    "small": {"widths": (16, 32, 64), "enc_blocks": (1, 2, 3), "dec_blocks": (1, 2, 3)},
+    "medium": {"widths": (32, 64, 128), "enc_blocks": (1, 2, 3), "dec_blocks": (1, 2, 3)},
+    "large": {"widths": (48, 96, 192), "enc_blocks": (2, 3, 3), "dec_blocks": (2, 3, 3)},
+}
+
+
+@dataclass
+class NetworkConfig:
+    """Everything needed to rebuild a network exactly (saved in the model file as JSON).
+
+    ``widths``, ``enc_blocks``, ``dec_blocks`` default from ``size``; ``residual=None`` means
+    residual prediction when ``in_channels == out_channels``.
+    """
+
+    in_channels: int
+    out_channels: int
+    size: str = "medium"
+    scales: int = 3
+    lstm: bool = True
+    residual: bool | None = None
+    widths: tuple[int, int, int] | None = None
+    enc_blocks: tuple[int, int, int] | None = None
+    dec_blocks: tuple[int, int, int] | None = None
+    kernel: int = 5
+    lstm_kernel: int = 3
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {SIZES}, not {self.size!r}")
+        spec = _SIZE_SPECS[self.size]
+        for name in ("widths", "enc_blocks", "dec_blocks"):
+            value = getattr(self, name)
+            value = spec[name] if value is None else value
+            value = tuple(int(v) for v in value)
+            if len(value) != 3:
+                raise ValueError(f"{name} must have 3 entries (one per level), not {value}")
+            setattr(self, name, value)
+        if int(self.in_channels) < 1 or int(self.out_channels) < 1:
+            raise ValueError("in_channels and out_channels must be >= 1")
+        self.in_channels, self.out_channels = int(self.in_channels), int(self.out_channels)
+        if int(self.scales) < 1:
+            raise ValueError("scales must be >= 1")
+        self.scales = int(self.scales)
+        if min(self.widths) < 1 or min(self.enc_blocks + self.dec_blocks) < 0:
+            raise ValueError("widths must be >= 1 and block counts >= 0")
+        if self.kernel % 2 != 1 or self.lstm_kernel % 2 != 1:
+            raise ValueError("kernel sizes must be odd")
+        if self.residual and self.in_channels < self.out_channels:
+            raise ValueError("residual prediction needs in_channels >= out_channels")
+
+    @property
+    def use_residual(self) -> bool:
+        """Whether the network predicts a correction to the first ``out_channels`` inputs."""
+        return self.in_channels == self.out_channels if self.residual is None else bool(self.residual)
+
+    @property
+    def pad_multiple(self) -> int:
+        """Inputs are padded to a multiple of this (pyramid halvings x two encoder strides)."""
+        return 2 ** (self.scales - 1 + 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for name in ("widths", "enc_blocks", "dec_blocks"):
+            d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown network config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv plus identity (SRN's ResBlock: no normalisation, no activation after)."""
+
+    def __init__(self, channels: int, k: int) -> None:
+        super().__init__()
+        self.conv1 = _conv(channels, channels, k)
+        self.conv2 = _conv(channels, channels, k)
+        with torch.no_grad():
+            self.conv2.weight.mul_(RES_INIT_SCALE)
+            self.conv2.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class ConvLSTM(nn.Module):
+    """A ConvLSTM cell: one conv over ``[x, h]`` to the i, f, g, o gates."""
+
+    def __init__(self, channels: int, k: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.k = k
+        self.gates = nn.Conv2d(2 * channels, 4 * channels, k, padding=k // 2)
+        with torch.no_grad():  # forget-gate bias 1: remember the coarser scale's state at first
+            self.gates.bias.zero_()
+            self.gates.bias[channels:2 * channels].fill_(1.0)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        c_ = self.channels
+        if state is None:  # zero state: apply only the input half of the weights
+            z = F.conv2d(x, self.gates.weight[:, :c_], self.gates.bias, padding=self.k // 2)
+            i, _f, g, o = z.chunk(4, dim=1)
+            c = torch.sigmoid(i) * torch.tanh(g)
+        else:
+            h, c = state
+            z = self.gates(torch.cat([x, h], dim=1))
+            i, f, g, o = z.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+
+def _blocks(channels: int, n: int, k: int) -> nn.Sequential:
+    return nn.Sequential(*[ResBlock(channels, k) for _ in range(n)])
+
+
+def _up2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class ScaleRecurrentNet(nn.Module):
+    """The network; see the module docstring. Build with :func:`build_network`."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        cfg = config
+        k = cfg.kernel
+        c0, c1, c2 = cfg.widths
+        e0, e1, e2 = cfg.enc_blocks
+        d0, d1, d2 = cfg.dec_blocks
+        self.stem = _conv(cfg.in_channels + cfg.out_channels, c0, k)
+        self.enc0 = _blocks(c0, e0, k)
+        self.down1 = _conv(c0, c1, k, stride=2)
+        self.enc1 = _blocks(c1, e1, k)
+        self.down2 = _conv(c1, c2, k, stride=2)
+        self.enc2 = _blocks(c2, e2, k)
+        self.lstm = ConvLSTM(c2, cfg.lstm_kernel) if cfg.lstm else None
+        self.dec2 = _blocks(c2, d2, k)
+        self.up1 = nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1)
+        self.dec1 = _blocks(c1, d1, k)
+        self.up0 = nn.ConvTranspose2d(c1, c0, 4, stride=2, padding=1)
+        self.dec0 = _blocks(c0, d0, k)
+        self.head = _conv(c0, cfg.out_channels, k)
+        with torch.no_grad():
+            self.head.weight.mul_(HEAD_INIT_SCALE)
+            self.head.bias.zero_()
+
+    # -- one scale -----------------------------------------------------------------------------
+    def _step(self, x: torch.Tensor, state):
+        s0 = self.enc0(F.relu(self.stem(x)))
+        s1 = self.enc1(F.relu(self.down1(s0)))
+        b = self.enc2(F.relu(self.down2(s1)))
+        if self.lstm is not None:
+            b, state = self.lstm(b, state)
+        b = self.dec2(b)
+        u1 = self.dec1(F.relu(self.up1(b)) + s1)
+        u0 = self.dec0(F.relu(self.up0(u1)) + s0)
+        return self.head(u0), state
+
+    # -- padding and pyramids ------------------------------------------------------------------
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.config.pad_multiple
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return x
+
+    def _sizes(self, h: int, w: int) -> list[tuple[int, int]]:
+        """Prediction sizes, coarse-to-fine: ``ceil(size / 2**k)`` at downsampling ``2**k``."""
+        n = self.config.scales
+        return [(-(-h // 2 ** k), -(-w // 2 ** k)) for k in range(n - 1, -1, -1)]
+
+    def _padded_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        levels = [self._pad(x)]
+        for _ in range(self.config.scales - 1):
+            levels.append(F.avg_pool2d(levels[-1], 2))
+        return levels[::-1]
+
+    def pyramid(self, y: torch.Tensor) -> list[torch.Tensor]:
+        """The targets of :meth:`forward_scales` for an image ``y`` ``[N, C, H, W]``: the same
+        box-filter pyramid (of the padded image), coarse-to-fine, cropped to the same sizes."""
+        sizes = self._sizes(*y.shape[-2:])
+        return [lvl[..., :h, :w] for lvl, (h, w) in zip(self._padded_pyramid(y), sizes)]
+
+    # -- forward -------------------------------------------------------------------------------
+    def forward_scales(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Predictions coarse-to-fine, each ``[N, Cout, ceil(H/2**k), ceil(W/2**k)]``."""
+        cfg = self.config
+        sizes = self._sizes(*x.shape[-2:])
+        levels = self._padded_pyramid(x)
+        cout = cfg.out_channels
+        same = cfg.in_channels == cfg.out_channels
+        residual = cfg.use_residual
+        preds: list[torch.Tensor] = []
+        pred: torch.Tensor | None = None
+        state = None
+        for xs, (h, w) in zip(levels, sizes):
+            if pred is None:
+                prev = xs if same else xs.new_zeros(xs.shape[0], cout, *xs.shape[-2:])
+            else:
+                prev = _up2(pred)
+                if state is not None:
+                    state = (_up2(state[0]), _up2(state[1]))
+            out, state = self._step(torch.cat([xs, prev.to(xs.dtype)], dim=1), state)
+            pred = out + xs[:, :cout] if residual else out
+            preds.append(pred[..., :h, :w])
+        return preds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The finest-scale prediction ``[N, Cout, H, W]``."""
+        return self.forward_scales(x)[-1]
+
+
+def build_network(config: NetworkConfig) -> ScaleRecurrentNet:
+    """A freshly initialised network for ``config``."""
+    return ScaleRecurrentNet(config)
+
+
+def multiscale_l1(preds: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over scales of the L1 loss (inputs in the encoded domain), computed in float32."""
+    losses = [F.l1_loss(p.float(), t.float()) for p, t in zip(preds, targets, strict=True)]
+    return torch.stack(losses).mean()
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable weights (compiled modules are unwrapped)."""
+    module = getattr(module, "_orig_mod", module)
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def flops_per_pixel(config: NetworkConfig) -> float:
+    """Forward FLOPs (2 x multiply-adds of the convs; biases and element-wise ops not counted)
+    per input pixel, for images whose sides are multiples of ``config.pad_multiple``."""
+    cfg = config
+    k2 = cfg.kernel ** 2
+    c0, c1, c2 = cfg.widths
+    e0, e1, e2 = cfg.enc_blocks
+    d0, d1, d2 = cfg.dec_blocks
+    # multiply-adds per pixel of each level's resolution (level 0 = the scale's resolution)
+    lvl0 = k2 * (cfg.in_channels + cfg.out_channels) * c0 + (e0 + d0) * 2 * k2 * c0 * c0 \
+        + 4 * c1 * c0 + k2 * c0 * cfg.out_channels  # up0: a 4x4 stride-2 transposed conv is 4 taps per output
+    lvl1 = k2 * c0 * c1 + (e1 + d1) * 2 * k2 * c1 * c1 + 4 * c2 * c1
+    lvl2 = k2 * c1 * c2 + (e2 + d2) * 2 * k2 * c2 * c2
+    lk2 = cfg.lstm_kernel ** 2
+    total = 0.0
+    for s in range(cfg.scales):  # s = 0 coarsest
+        frac = 4.0 ** -(cfg.scales - 1 - s)
+        macs = lvl0 + lvl1 / 4 + lvl2 / 16
+        if cfg.lstm:
+            macs += lk2 * (c2 if s == 0 else 2 * c2) * 4 * c2 / 16
+        total += frac * macs
+    return 2.0 * total
+
+
+def count_flops(module: nn.Module, h: int, w: int, batch: int = 1) -> int:
+    """Forward FLOPs of ``module`` on a ``[batch, Cin, h, w]`` input, counted by PyTorch's
+    ``FlopCounterMode`` (convolutions and matmuls) on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = getattr(module, "_orig_mod", module)
+    cfg = module.config
+    meta = build_network(cfg).to("meta")
+    x = torch.zeros(batch, cfg.in_channels, h, w, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        meta(x)
+    return int(counter.get_total_flops())
+
+
+__all__ = ["SIZES", "NetworkConfig", "ScaleRecurrentNet", "build_network", "multiscale_l1",
+           "count_parameters", "flops_per_pixel", "count_flops"]

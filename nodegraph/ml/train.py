@@ -1,0 +1,615 @@
+"""CopyCat training: pull the data set, train the network on random crops, write everything to disk.
+
+``train(graph, "CopyCat1", steps=..., device=...)`` checks every setting before the first step
+(errors name node, knob and frames), shows the plan (data set size, batch size, Total Steps =
+Epochs x data set size / batch size), then trains. In the node's ``dataDirectory`` it writes, all
+atomically: ``<name>.<step>.cat`` every ``checkpointInterval`` steps and ``<name>.cat`` at the
+end (:mod:`nodegraph.ml.modelfile`), ``<name>.ost`` (resume state, :mod:`nodegraph.ml.state`),
+``<name>.summary``, ``<name>.loss.png``, ``tensorboard/``, ``contactsheet.<step>.png`` every
+``imageInterval`` steps and ``preview.<step>.png`` at checkpoints when ``preview`` is connected
+(:mod:`nodegraph.ml.report`).
+
+Ctrl-C (KeyboardInterrupt) or SIGTERM stops after writing a checkpoint and the resume file, then
+raises :class:`TrainingInterrupted` carrying the result. ``resume=True`` continues from
+``<name>.ost`` to the same total step count; the summary keeps its lines up to the saved step.
+
+On CUDA: bf16 autocast, channels_last, fused AdamW, optional ``torch.compile``. The learning rate
+follows a short linear warm-up, then the node's ``lrSchedule`` (cosine by default).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import uuid
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import torch
+
+from nodegraph.errors import KnobError, NodeGraphError
+
+from .dataset import DataSet, build_dataset, default_frames
+from .state import load_state, save_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodegraph.graph import Graph
+    from nodegraph.node import Node
+
+EventHandler = Callable[[str, dict], None]
+
+#: Batch size of automatic batching on the CPU (the GPU measures what fits).
+CPU_AUTO_BATCH = 4
+#: Largest automatic batch on the GPU; beyond it throughput barely grows.
+GPU_MAX_AUTO_BATCH = 32
+#: Share of free GPU memory automatic batching may plan to use.
+GPU_MEMORY_SHARE = 0.5
+#: Gradient norm clip (stabilises the first steps of residual networks at high learning rates).
+GRAD_CLIP = 1.0
+
+
+class TrainingError(NodeGraphError):
+    """Training cannot start or continue (bad settings, unusable resume file)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training after a checkpoint and the resume file were written."""
+
+    def __init__(self, result: "TrainResult") -> None:
+        super().__init__(f"training stopped at step {result.step} of {result.total_steps}; "
+                         f"resume with --resume")
+        self.result = result
+
+
+@dataclass
+class TrainResult:
+    """What a training run did and where its files are."""
+
+    node: str
+    step: int
+    total_steps: int
+    final_loss: float | None
+    first_loss: float | None
+    data_directory: Path
+    model_path: Path | None  # <name>.cat, None when interrupted
+    state_path: Path
+    summary_path: Path
+    loss_graph_path: Path
+    tensorboard_dir: Path
+    checkpoints: list[Path] = field(default_factory=list)
+    contact_sheets: list[Path] = field(default_factory=list)
+    previews: list[Path] = field(default_factory=list)
+    interrupted: bool = False
+    resumed_from: int | None = None
+    seconds: float = 0.0
+    batch_size: int = 0
+    dataset_size: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class Plan:
+    """The resolved settings of a run (shown before training starts)."""
+
+    node: str
+    device: torch.device
+    frames: list[int]
+    batch_size: int
+    crop_size: int
+    total_steps: int
+    start_step: int
+    epochs: float
+    learning_rate: float
+    schedule: str
+    parameters: int = 0
+    dataset_on: str = "cpu"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "device": str(self.device), "frames": list(self.frames),
+                "dataset_size": len(self.frames), "batch_size": self.batch_size, "crop_size": self.crop_size,
+                "total_steps": self.total_steps, "start_step": self.start_step, "epochs": self.epochs,
+                "learning_rate": self.learning_rate, "schedule": self.schedule, "parameters": self.parameters,
+                "dataset_on": self.dataset_on}
+
+
+def lr_at(step: int, total: int, base: float, schedule: str) -> float:
+    """Learning rate for (0-based) ``step``: linear warm-up over 5% of the run (at least 20 steps,
+    at most 200, at most half the run), then cosine to 2% of ``base``, halving every quarter
+    (``step``), or constant."""
+    warm = max(1, min(200, max(20, total // 20), total // 2))
+    if step < warm:
+        return base * (step + 1) / warm
+    t = min(1.0, (step - warm) / max(1, total - warm))
+    if schedule == "cosine":
+        return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+    if schedule == "step":
+        return base * 0.5 ** min(3, int(4 * t))
+    return base
+
+
+def total_steps_for(epochs: float, dataset_size: int, batch: int) -> int:
+    """Nuke's rule: Total Steps = Epochs x (data set size) / (batch size), at least 1."""
+    return max(1, int(math.ceil(epochs * dataset_size / batch)))
+
+
+# --- helpers -------------------------------------------------------------------------------------
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a farm killing the job politely) raises KeyboardInterrupt, like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _resolve_device(node: "Node", device: str | torch.device | None) -> torch.device:
+    from nodegraph.evaluator import resolve_device
+
+    if device is None:
+        return torch.device("cuda" if node.knobs.useGPUIfAvailable and torch.cuda.is_available() else "cpu")
+    return resolve_device(device)
+
+
+def _auto_batch(model: torch.nn.Module, cin: int, crop: int, dev: torch.device, dataset_size: int) -> int:
+    """Automatic batch size: a small fixed value on the CPU; on the GPU, measured from one
+    forward/backward of two crops and a conservative share of free memory."""
+    if dev.type != "cuda":
+        return max(1, min(CPU_AUTO_BATCH, dataset_size))
+    torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(dev)
+    base = torch.cuda.memory_allocated(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    x = torch.zeros(2, cin, crop, crop, device=dev).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model.forward_scales(x)
+    sum(o.float().mean() for o in out).backward()
+    model.zero_grad(set_to_none=True)
+    per_crop = max(1, (torch.cuda.max_memory_allocated(dev) - base) / 2)
+    del x, out
+    torch.cuda.empty_cache()
+    return int(max(1, min(GPU_MAX_AUTO_BATCH, GPU_MEMORY_SHARE * free // per_crop)))
+
+
+def _rng_state(gen: torch.Generator, dev: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "sampler": gen.get_state()}
+    if dev.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], gen: torch.Generator, dev: torch.device) -> None:
+    torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
+    gen.set_state(state["sampler"].to("cpu", torch.uint8))
+    if dev.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].to("cpu", torch.uint8), dev)
+
+
+def _parse_frames(node: "Node", graph: "Graph") -> list[int]:
+    from nodegraph.io.sequence import parse_frame_range
+
+    spec = node.knobs.frames.strip()
+    if not spec:
+        return default_frames(graph, node)
+    try:
+        return parse_frame_range(spec)
+    except NodeGraphError as err:
+        raise KnobError(err.message, node=node.name, knob="frames") from None
+
+
+# --- the trainer ---------------------------------------------------------------------------------
+class Trainer:
+    """One training run of a CopyCat node; :meth:`prepare` checks and plans, :meth:`run` trains."""
+
+    def __init__(self, graph: "Graph", node: "Node | str", *, epochs: float | None = None,
+                 steps: int | None = None, device: str | torch.device | None = None, resume: bool = False,
+                 compile: bool = False, log_every: int = 10, on_event: EventHandler | None = None,
+                 network: dict[str, Any] | None = None) -> None:
+        if epochs is not None and steps is not None:
+            raise TrainingError("give epochs or steps, not both")
+        self.graph = graph
+        self.node = graph.node(node)
+        if getattr(self.node, "type_name", "") != "CopyCat":
+            raise TrainingError(f"{self.node.type_name} is not a CopyCat node", node=self.node.name)
+        self.epochs = epochs
+        self.steps = steps
+        self.device_arg = device
+        self.resume = resume
+        self.compile = compile
+        self.log_every = max(1, int(log_every))
+        self.on_event = on_event or (lambda kind, info: None)
+        self.name = self.node.name
+        self.plan: Plan | None = None
+        self.network_options = dict(network or {})
+
+    def emit(self, kind: str, **info: Any) -> None:
+        self.on_event(kind, info)
+
+    # --- paths -------------------------------------------------------------------------------
+    def path(self, suffix: str) -> Path:
+        return self.dir / f"{self.name}{suffix}"
+
+    # --- checks and plan -----------------------------------------------------------------------
+    def prepare(self) -> Plan:
+        """Check every setting and pull the data set; raises before any file is written."""
+        from .network import NetworkConfig, build_network, count_parameters
+
+        node, k, graph = self.node, self.node.knobs, self.graph
+        if not k.dataDirectory.strip():
+            raise KnobError("dataDirectory is empty: set the folder for checkpoints, the model and graphs",
+                            node=self.name, knob="dataDirectory")
+        self.dir = Path(k.dataDirectory).expanduser()
+        connected = graph.inputs_of(node)
+        missing = [n for n in ("input", "groundTruth") if n not in connected]
+        if missing:
+            raise TrainingError(f"input(s) {', '.join(repr(m) for m in missing)} not connected; CopyCat needs "
+                                "'input' and 'groundTruth'", node=self.name)
+        graph.check([node])
+        dev = _resolve_device(node, self.device_arg)
+        self.dev = dev
+
+        state = None
+        if self.resume:
+            ost = self.path(".ost")
+            if not ost.is_file():
+                raise TrainingError(f"nothing to resume: {str(ost)!r} does not exist (train without --resume "
+                                    "to start)", node=self.name)
+            state = load_state(ost, device="cpu")
+        self.state = state
+
+        frames = _parse_frames(node, graph)
+        ds = build_dataset(graph, node, frames, channels_in=k.channelsIn, channels_out=k.channelsOut,
+                           device=dev, keep_on=torch.device("cpu"))
+        if state is not None:
+            self._check_same_dataset(ds, state["dataset"])
+        crop = int(k.cropSize)
+        if crop > min(ds.width, ds.height):
+            raise KnobError(f"cropSize {crop} is larger than the images ({ds.width}x{ds.height}); use at most "
+                            f"{min(ds.width, ds.height)}", node=self.name, knob="cropSize")
+        if k.batchSizeType == "manual" and k.batchSize > ds.size:
+            raise KnobError(f"batchSize {k.batchSize} is larger than the data set ({ds.size} frame(s): "
+                            f"{', '.join(map(str, ds.frames))}); use at most {ds.size} or batchSizeType auto",
+                            node=self.name, knob="batchSize")
+        self.preview = self._pull_preview(ds)
+
+        # the network: fresh, from initial weights, or from the resume file
+        if state is not None:
+            config = NetworkConfig.from_dict(state["config"])
+        else:
+            try:
+                config = NetworkConfig(len(ds.channels_in), len(ds.channels_out),
+                                       **{"size": k.modelSize, **self.network_options})
+            except (TypeError, ValueError) as err:
+                raise TrainingError(f"bad network options {self.network_options}: {err}", node=self.name) from None
+        torch.manual_seed(int(k.seed))
+        model = build_network(config)
+        if state is None and k.initialWeights == "checkpoint":
+            model, config = self._initial_weights(config)
+        if state is not None:
+            model.load_state_dict(state["model"])
+        self.config = config
+        self.model = model.to(dev)
+        if dev.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+        # keep the data set on the GPU when it takes a small share of free memory
+        keep_on = torch.device("cpu")
+        if dev.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(dev)
+            if ds.nbytes < 0.25 * free:
+                keep_on = dev
+        self.ds = ds.to(keep_on)
+        self.ds.build_importance(crop)
+
+        if state is not None:
+            batch = int(state["batch_size"])
+        elif k.batchSizeType == "manual":
+            batch = int(k.batchSize)
+        else:
+            batch = _auto_batch(self.model, len(ds.channels_in), crop, dev, ds.size)
+        start = int(state["step"]) if state is not None else 0
+        if self.steps is not None:
+            total = int(self.steps)
+            epochs = total * batch / ds.size
+        elif self.epochs is not None:
+            epochs = float(self.epochs)
+            total = total_steps_for(epochs, ds.size, batch)
+        elif state is not None:
+            total = int(state["total_steps"])
+            epochs = total * batch / ds.size
+        else:
+            epochs = float(k.epochs)
+            total = total_steps_for(epochs, ds.size, batch)
+        if total < 1:
+            raise TrainingError("the run needs at least one step", node=self.name)
+        self.plan = Plan(self.name, dev, list(ds.frames), batch, crop, total, start, epochs,
+                         float(state["learning_rate"]) if state is not None else float(k.learningRate),
+                         state["schedule"] if state is not None else k.lrSchedule,
+                         count_parameters(self.model), str(keep_on))
+        return self.plan
+
+    def _check_same_dataset(self, ds: DataSet, saved: dict[str, Any]) -> None:
+        now = ds.describe()
+        for key in ("frames", "channels_in", "channels_out", "width", "height"):
+            if now[key] != saved.get(key):
+                raise TrainingError(f"the data set changed since the run started ({key}: was {saved.get(key)}, "
+                                    f"now {now[key]}); train without --resume to start again", node=self.name)
+        changed = [f for f, a, b in zip(now["frames"], now["hashes"], saved.get("hashes", [])) if a != b]
+        if changed:
+            self.emit("warning", message=f"the images of frame(s) {', '.join(map(str, changed))} changed since "
+                                         "the run started; continuing on the new images")
+
+    def _initial_weights(self, config: Any) -> tuple[torch.nn.Module, Any]:
+        from .modelfile import ModelFileError, load_cat
+
+        k = self.node.knobs
+        path = k.checkpointFile.strip()
+        if not path:
+            raise KnobError("initialWeights is 'checkpoint' but checkpointFile is empty", node=self.name,
+                            knob="checkpointFile")
+        try:
+            loaded = load_cat(path, device="cpu")
+        except ModelFileError as err:
+            raise KnobError(err.message, node=self.name, knob="checkpointFile", path=path) from None
+        lc = loaded.config
+        if (lc.in_channels, lc.out_channels) != (config.in_channels, config.out_channels):
+            raise KnobError(f"checkpoint maps {lc.in_channels} -> {lc.out_channels} channels but the data set "
+                            f"maps {config.in_channels} -> {config.out_channels}", node=self.name,
+                            knob="checkpointFile", path=path)
+        if lc.size != config.size:
+            self.emit("warning", message=f"checkpoint is a {lc.size!r} network; modelSize {config.size!r} is "
+                                         "ignored when starting from it")
+        return loaded.module, lc
+
+    def _pull_preview(self, ds: DataSet) -> torch.Tensor | None:
+        from .transfer import encode
+
+        src = self.graph.inputs_of(self.node).get("preview")
+        if src is None:
+            return None
+        k = self.node.knobs
+        frame = k.previewFrame
+        if frame is None:
+            rng = self.graph.frame_range(src)
+            frame = rng[0] if rng is not None else ds.frames[0]
+        img = self.graph.evaluate(src, frame, device=self.dev)
+        missing = [c for c in ds.channels_in if c not in img.channels]
+        if missing:
+            raise KnobError(f"the preview input does not carry {', '.join(missing)} (channelsIn); it has "
+                            f"{', '.join(img.channels)}", node=self.name, knob="channelsIn", frame=frame)
+        img = img.select(ds.channels_in).crop_to(img.format.display)
+        self.preview_frame = frame
+        return encode(img.pixels.float()).to("cpu")
+
+    # --- training ------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        from .network import multiscale_l1
+        from .report import Board, Summary
+
+        plan = self.plan or self.prepare()
+        k, dev, ds, model = self.node.knobs, self.dev, self.ds, self.model
+        self.dir.mkdir(parents=True, exist_ok=True)
+        state = self.state
+        cuda = dev.type == "cuda"
+        opt = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, betas=(0.9, 0.99), weight_decay=1e-4,
+                                **({"fused": True} if cuda else {}))
+        gen = torch.Generator().manual_seed(int(k.seed))
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], gen, dev)
+            self.model_id = state["model_id"]
+            elapsed0 = float(state["elapsed_s"])
+            summary = Summary.resume(self.path(".summary"), plan.start_step)
+        else:
+            self.model_id = uuid.uuid4().hex
+            elapsed0 = 0.0
+            summary = Summary(self.path(".summary"))
+        board = Board(self.dir / "tensorboard", plan.start_step + 1)
+        fwd = model.forward_scales
+        if self.compile:
+            fwd = torch.compile(model.forward_scales)
+        result = TrainResult(self.name, plan.start_step, plan.total_steps, None, None, self.dir, None,
+                             self.path(".ost"), self.path(".summary"), self.path(".loss.png"),
+                             self.dir / "tensorboard", resumed_from=plan.start_step if state else None,
+                             batch_size=plan.batch_size, dataset_size=len(plan.frames), device=str(dev))
+        self.emit("plan", **plan.as_dict())
+        t0 = time.perf_counter()
+        step = plan.start_step
+        window: list[torch.Tensor] = []
+        t_last, step_last = t0, step
+        self._losses: list[float] = [r[1] for r in summary.rows]
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+        def elapsed() -> float:
+            return elapsed0 + time.perf_counter() - t0
+
+        def save(final: bool) -> None:
+            summary.flush()
+            if not final:
+                p = self.path(f".{step}.cat")
+                self._save_cat(p, step, plan, elapsed())
+                result.checkpoints.append(p)
+                if self.preview is not None:
+                    result.previews.append(self._write_preview(step, board))
+            self._save_state(opt, gen, plan, step, elapsed())
+            self._plot(summary)
+            self.emit("checkpoint", step=step, path=str(self.path(f".{step}.cat")))
+
+        try:
+            with _sigterm_as_interrupt():
+                model.train()
+                while step < plan.total_steps:
+                    lr = lr_at(step, plan.total_steps, plan.learning_rate, plan.schedule)
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                    xb, yb = ds.sample(plan.batch_size, plan.crop_size, gen)
+                    xb = xb.to(dev, non_blocking=True)
+                    yb = yb.to(dev, non_blocking=True)
+                    if cuda:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    with amp:
+                        preds = fwd(xb)
+                    loss = multiscale_l1(preds, model.pyramid(yb))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                    opt.step()
+                    step += 1
+                    result.step = step
+                    window.append(loss.detach())
+                    if step % self.log_every == 0 or step == plan.total_steps:
+                        mean = float(torch.stack(window).float().mean())
+                        window.clear()
+                        now = time.perf_counter()
+                        per_step = (now - t_last) / max(1, step - step_last)
+                        t_last, step_last = now, step
+                        summary.add(step, mean, lr, elapsed(), per_step)
+                        board.scalars(step, mean, lr)
+                        self._losses.append(mean)
+                        rate = (step - plan.start_step) / max(1e-9, now - t0)
+                        self.emit("log", step=step, total=plan.total_steps, loss=mean, lr=lr, steps_per_s=rate,
+                                  eta_s=(plan.total_steps - step) / rate if rate > 0 else None)
+                    if k.imageInterval and step % k.imageInterval == 0:
+                        result.contact_sheets.append(self._contact_sheet(step, board))
+                        summary.flush()
+                        model.train()
+                    if step % k.checkpointInterval == 0 and step < plan.total_steps:
+                        save(final=False)
+                        model.train()
+                    self.emit("step", step=step, total=plan.total_steps)
+        except KeyboardInterrupt:
+            if window:  # keep the partial window's loss in the curve
+                mean = float(torch.stack(window).float().mean())
+                summary.add(step, mean, lr, elapsed(), (time.perf_counter() - t_last) / max(1, step - step_last))
+                board.scalars(step, mean, lr)
+                self._losses.append(mean)
+            if step > plan.start_step:
+                save(final=False)
+            board.close()
+            result.interrupted = True
+            self._finish(result, t0)
+            self.emit("interrupted", step=step, total=plan.total_steps)
+            raise TrainingInterrupted(result) from None
+        # the end: the model file, the resume file (a resume then has nothing left to do), graphs
+        summary.flush()
+        self._save_cat(self.path(".cat"), step, plan, elapsed())
+        result.model_path = self.path(".cat")
+        if self.preview is not None and (not result.previews or result.previews[-1].name != f"preview.{step}.png"):
+            result.previews.append(self._write_preview(step, board))
+        self._save_state(opt, gen, plan, step, elapsed())
+        self._plot(summary)
+        board.close()
+        self._finish(result, t0)
+        self.emit("done", step=step, total=plan.total_steps, loss=result.final_loss, path=str(result.model_path))
+        return result
+
+    def _finish(self, result: TrainResult, t0: float) -> None:
+        result.seconds = time.perf_counter() - t0
+        if self._losses:
+            result.first_loss = self._losses[0]
+            result.final_loss = self._losses[-1]
+
+    # --- outputs -------------------------------------------------------------------------------
+    def _training_info(self, step: int, plan: Plan, elapsed: float) -> dict[str, Any]:
+        return {"node": self.name, "step": step, "total_steps": plan.total_steps,
+                "loss": self._losses[-1] if self._losses else None, "frames": list(plan.frames),
+                "batch_size": plan.batch_size, "crop_size": plan.crop_size, "learning_rate": plan.learning_rate,
+                "schedule": plan.schedule, "epochs": plan.epochs, "elapsed_s": round(elapsed, 3),
+                "device": str(plan.device)}
+
+    def _save_cat(self, path: Path, step: int, plan: Plan, elapsed: float) -> None:
+        from .modelfile import save_cat
+
+        save_cat(path, self.model, config=self.config, channels_in=tuple(self.ds.channels_in),
+                 channels_out=tuple(self.ds.channels_out), model_id=self.model_id,
+                 training=self._training_info(step, plan, elapsed))
+
+    def _save_state(self, opt: torch.optim.Optimizer, gen: torch.Generator, plan: Plan, step: int,
+                    elapsed: float) -> None:
+        model = getattr(self.model, "_orig_mod", self.model)
+        save_state(self.path(".ost"), {
+            "node": self.name, "model_id": self.model_id, "step": step, "total_steps": plan.total_steps,
+            "batch_size": plan.batch_size, "crop_size": plan.crop_size, "learning_rate": plan.learning_rate,
+            "schedule": plan.schedule, "elapsed_s": elapsed, "config": self.config.to_dict(),
+            "dataset": self.ds.describe(), "model": dict(model.state_dict()), "optimizer": opt.state_dict(),
+            "rng": _rng_state(gen, self.dev),
+        })
+
+    def _plot(self, summary: Any) -> None:
+        from .report import plot_loss
+
+        plot_loss(summary.path, self.path(".loss.png"), title=f"{self.name} loss")
+
+    @torch.no_grad()
+    def _predict(self, x: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        x = x.to(self.dev)
+        if self.dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.model(x).float()
+        return self.model(x).float()
+
+    def _contact_sheet(self, step: int, board: Any) -> Path:
+        """Three random crops (their own generator, so the training stream is untouched)."""
+        from .report import contact_sheet, to_display, write_png
+        from .transfer import decode
+
+        gen = torch.Generator().manual_seed(int(self.node.knobs.seed) * 1_000_003 + step)
+        xb, yb = self.ds.sample(3, self.plan.crop_size, gen, augment=False)
+        out = self._predict(xb)
+        rows = [[to_display(decode(xb[i].float())), to_display(decode(yb[i].float())),
+                 to_display(decode(out[i]))] for i in range(xb.shape[0])]
+        sheet = contact_sheet(rows)
+        path = self.dir / f"contactsheet.{step}.png"
+        write_png(path, sheet)
+        board.image("contactsheet", sheet, step)
+        self.emit("image", step=step, path=str(path))
+        return path
+
+    def _write_preview(self, step: int, board: Any) -> Path:
+        from .report import to_display, write_png
+        from .transfer import decode
+
+        out = self._predict(self.preview[None])[0]
+        rgb = to_display(decode(out))
+        path = self.dir / f"preview.{step}.png"
+        write_png(path, rgb)
+        board.image("preview", rgb, step)
+        return path
+
+
+def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, steps: int | None = None,
+          device: str | torch.device | None = None, resume: bool = False, compile: bool = False,
+          log_every: int = 10, on_event: EventHandler | None = None,
+          network: dict[str, Any] | None = None) -> TrainResult:
+    """Train a CopyCat node; returns a :class:`TrainResult` (final loss, file paths).
+
+    ``epochs`` or ``steps`` override the node's ``epochs``; ``device`` overrides
+    ``useGPUIfAvailable``; ``resume`` continues from ``<name>.ost``; ``compile`` uses
+    ``torch.compile``; ``log_every`` steps per summary line; ``on_event(kind, info)`` receives
+    ``plan``, ``log``, ``image``, ``checkpoint``, ``warning``, ``step``, ``interrupted`` and ``done``;
+    ``network`` overrides :class:`~nodegraph.ml.network.NetworkConfig` fields of a fresh run
+    (``{"widths": (8, 16, 16), "lstm": False}``; tests use it for tiny networks).
+    Ctrl-C or SIGTERM raises :class:`TrainingInterrupted` (a KeyboardInterrupt) after saving.
+    """
+    trainer = Trainer(graph, node, epochs=epochs, steps=steps, device=device, resume=resume, compile=compile,
+                      log_every=log_every, on_event=on_event, network=network)
+    trainer.prepare()
+    return trainer.run()
+
+
+__all__ = ["Plan", "TrainResult", "Trainer", "TrainingError", "TrainingInterrupted", "lr_at", "total_steps_for",
+           "train"]

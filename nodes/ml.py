@@ -1,0 +1,103 @@
+"""Machine-learning nodes: CopyCat (train a network on a few frame pairs of a shot)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field
+
+from nodegraph.errors import NodeGraphError
+from nodegraph.evaluator import Context
+from nodegraph.image import Image
+from nodegraph.node import Input, Knobs, Node
+
+from ._common import ChannelsKnob
+
+
+def _frames_validator(value: str) -> str:
+    value = value.strip()
+    if value:
+        from nodegraph.io.sequence import parse_frame_range
+
+        try:
+            parse_frame_range(value)
+        except NodeGraphError as err:  # pydantic only turns ValueError into a located knob error
+            raise ValueError(err.message) from None
+    return value
+
+
+#: A frame list: ``1001-1010``, ``1,5,9``, ``1-100x10``; empty for the default.
+FramesKnob = Annotated[str, AfterValidator(_frames_validator)]
+
+
+class CopyCat(Node):
+    """Trains a network to turn `input` into `groundTruth` from a few frame pairs of a shot.
+
+    Training is a side effect and runs only when asked for (``nodegraph train GRAPH --node
+    NAME`` or ``nodegraph.ml.train.train(graph, NAME)``); evaluating the node passes `input`
+    through unchanged. The data directory receives ``NAME.<step>.cat`` checkpoints, ``NAME.cat``
+    (the model the Inference node loads), ``NAME.ost`` (to resume), ``NAME.summary`` and
+    ``NAME.loss.png``, TensorBoard logs, contact sheets and previews.
+    """
+
+    category = "ML"
+    inputs = (
+        Input("input", doc="The source images (e.g. the plate)."),
+        Input("groundTruth", doc="What the network should turn the input into, on the same frames."),
+        Input("preview", required=False, doc="A frame outside the data set to show the network's result on."),
+    )
+
+    class Knobs(Knobs):
+        dataDirectory: str = ""
+        """Folder for checkpoints, the model, the resume file, the summary, graphs and contact sheets."""
+        epochs: Annotated[int, Field(ge=1)] = 10000
+        """Passes over the data set: Total Steps = epochs x (data set size) / (batch size)."""
+        modelSize: Literal["small", "medium", "large"] = "medium"
+        """Network size: small (fastest), medium (about 7M weights), large (most capacity)."""
+        batchSizeType: Literal["auto", "manual"] = "auto"
+        """auto: from free GPU memory (a small fixed value on the CPU); manual: batchSize."""
+        batchSize: Annotated[int, Field(ge=1)] = 4
+        """Crops per step when batchSizeType is manual; at most the data set size."""
+        cropSize: Annotated[int, Field(ge=8)] = 256
+        """Side of the square random crops the network trains on, in pixels."""
+        checkpointInterval: Annotated[int, Field(ge=1)] = 1000
+        """Steps between checkpoints (NAME.<step>.cat, the resume file, preview and loss graph)."""
+        imageInterval: Annotated[int, Field(ge=0)] = 100
+        """Steps between contact sheets (contactsheet.<step>.png); 0 for none."""
+        initialWeights: Literal["none", "checkpoint"] = "none"
+        """Start from random weights, or from the model in checkpointFile."""
+        checkpointFile: str = ""
+        """A .cat file to start from when initialWeights is 'checkpoint'."""
+        useGPUIfAvailable: bool = True
+        """Train on the GPU when one is available (a device given to train() or the CLI wins)."""
+        frames: FramesKnob = ""
+        """Frames of the data set (e.g. 1001,1010,1020-1022); empty: every frame where both inputs exist."""
+        channelsIn: ChannelsKnob = "rgb"
+        """Channels of `input` the network sees (rgb, rgba, a layer, or a comma list)."""
+        channelsOut: ChannelsKnob = "rgb"
+        """Channels of `groundTruth` the network predicts (e.g. alpha for a matte)."""
+        learningRate: Annotated[float, Field(gt=0)] = 1e-3
+        """Peak learning rate of AdamW (after a short warm-up)."""
+        lrSchedule: Literal["cosine", "step", "constant"] = "cosine"
+        """Learning-rate decay over the run: cosine, step (halves every quarter) or constant."""
+        seed: int = 0
+        """Random seed for the initial weights and the crop sampling."""
+        previewFrame: int | None = None
+        """Frame of the `preview` input to show; empty: the first frame of its range."""
+
+    def passthrough(self, ctx: Context) -> str | None:
+        return "input"
+
+    def compute(self, ctx: Context) -> Image:
+        return ctx.input("input")
+
+    def train(self, **options: Any):
+        """Train this node (see :func:`nodegraph.ml.train.train` for the options)."""
+        from nodegraph.ml.train import train
+
+        if self.graph is None:
+            raise NodeGraphError("the node is not part of a graph", node=self.name)
+        return train(self.graph, self, **options)
+
+
+__all__ = ["CopyCat"]
