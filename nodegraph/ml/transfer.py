@@ -13,7 +13,8 @@ so the network sees, predicts and is scored on ``encode(x) = sign(x) * log1p(|x|
 Round-trip precision: ``encode`` rounds its result to the tensor's dtype, and ``decode`` turns an
 absolute error ``e`` of its argument ``y`` into a relative error of about ``e``; so a float32
 round trip is exact to a relative ``(1 + |y|) * eps`` (``|y| <= 89`` for any finite float32),
-i.e. a few eps for ordinary image values.
+i.e. a few eps for ordinary image values. (Within a rounding of float32's largest finite value,
+about 3.4e38, the decoded value can overflow to inf; subnormals may flush to zero.)
 """
 
 from __future__ import annotations
