@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--checkpoints", type=int, default=12)
     ap.add_argument("--size", default="medium")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=0, help="manual batch size (<= 6, the data set); 0: auto")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--budget-s", type=float, default=180.0)
     ap.add_argument("--compile", action="store_true")
@@ -84,8 +84,8 @@ def main() -> None:
         grade = g.add("Grade", input=read, white=1.4, gamma=0.8, channels="rgb")
         effect = g.add("Blur", name="Effect", input=grade, size=8, channels="rgb")
         cc = g.add("CopyCat", input=read, groundTruth=effect, dataDirectory=str(root / "train"),
-                   frames=",".join(map(str, TRAIN)), modelSize=args.size, batchSizeType="manual",
-                   batchSize=min(args.batch, 6 * 4), cropSize=args.crop,
+                   frames=",".join(map(str, TRAIN)), modelSize=args.size,
+                   batchSizeType="manual" if args.batch else "auto", batchSize=args.batch or 4, cropSize=args.crop,
                    checkpointInterval=max(1, args.steps // args.checkpoints), imageInterval=0,
                    channelsIn="rgb", channelsOut="rgb")
         # ground truth and plate of the held-out frames, computed once through the comp

@@ -81,10 +81,10 @@ def _conv_axis(x: torch.Tensor, k: torch.Tensor, dim: int) -> torch.Tensor:
         return x * k[0].to(x.dtype)
     c, h, w = x.shape
     if dim == 2:
-        out = F.conv1d(x.reshape(c * h, 1, w), k.to(x.dtype).view(1, 1, -1))
+        out = F.conv1d(x.reshape(c * h, 1, w), k.to(device=x.device, dtype=x.dtype).view(1, 1, -1))
         return out.reshape(c, h, -1)
     t = x.permute(0, 2, 1).reshape(c * w, 1, h)
-    out = F.conv1d(t, k.to(x.dtype).view(1, 1, -1))
+    out = F.conv1d(t, k.to(device=x.device, dtype=x.dtype).view(1, 1, -1))
     return out.reshape(c, w, -1).permute(0, 2, 1)
 
 
