@@ -1,4 +1,4 @@
-"""The ``nodegraph`` command line: render, train, validate, nodes, info, compare, demo."""
+"""The ``nodegraph`` command line: render, train, validate, nodes, info, compare, demo, cat."""
 
 from __future__ import annotations
 
@@ -264,12 +264,14 @@ def _jsonable(value: Any) -> Any:
 @app.command()
 def demo(directory: Path = typer.Argument(Path("nodegraph-demo"), metavar="[DIR]"),
          workers: int = typer.Option(2, "--workers", "-j", min=1),
-         device: str = typer.Option("cpu", "--device")) -> None:
-    """Build a procedural shot, comp it, render EXR and PNG frames; print where they are."""
+         device: str = typer.Option("cpu", "--device"),
+         ml: bool = typer.Option(True, "--ml/--no-ml", help="Also train a CopyCat and apply it with Inference."),
+         ml_steps: int = typer.Option(150, "--ml-steps", min=1, help="CopyCat training steps.")) -> None:
+    """Build a procedural shot, comp it, render EXR and PNG; train a CopyCat on 3 frames and infer the shot."""
     from .demo import run_demo
 
     try:
-        report = run_demo(directory, workers=workers, device=device, console=console)
+        report = run_demo(directory, workers=workers, device=device, console=console, ml=ml, ml_steps=ml_steps)
     except NodeGraphError as err:
         _fail(err)
     for line in report:
@@ -338,6 +340,95 @@ def _print_compare(result: Any) -> None:
                 console.print(f"  frame {fr.frame}: difference image {fr.diff_path}", highlight=False)
     else:
         console.print(f"[green]{summary}[/]", highlight=False)
+
+
+cat_app = typer.Typer(no_args_is_help=True, help="Model files (.cat): package TorchScript, describe, export.")
+app.add_typer(cat_app, name="cat")
+
+
+@cat_app.command("create")
+def cat_create(
+    torchscript: Path = typer.Option(..., "--torchscript", help="The TorchScript module (.pt) to package."),
+    channels_in: str = typer.Option(..., "--channels-in", help="Input channels, e.g. rgba.red,rgba.green,rgba.blue,rgba.alpha."),
+    channels_out: str = typer.Option(..., "--channels-out", help="Output channels, in the module's order."),
+    model_id: str = typer.Option(..., "--model-id", help="The model's id."),
+    output_scale: int = typer.Option(1, "--output-scale", min=1, help="Output size / input size."),
+    knob: list[str] = typer.Option([], "--knob", help="Custom knob NAME[:TYPE[=DEFAULT][:EXTRA]] (repeatable), "
+                                   "e.g. despill_strength:float=0:0..10, gamma_input:enum=sRGB,Linear[:Linear]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The .cat to write; default: MODEL.cat."),
+    description: str = typer.Option("", "--description", help="Free text stored in the file."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Skip the test forward on a 64x64 CPU image."),
+) -> None:
+    """Package a TorchScript module as a .cat file with channels, output scale and custom knobs."""
+    from .ml.torchscript import create_cat_from_torchscript
+
+    try:
+        path = create_cat_from_torchscript(torchscript, output, channels_in=channels_in, channels_out=channels_out,
+                                           model_id=model_id, output_scale=output_scale, knobs=knob,
+                                           verify=not no_verify, description=description)
+    except NodeGraphError as err:
+        _fail(err)
+    out.print(str(path), highlight=False)
+
+
+def cat_description(meta: dict[str, Any]) -> list[str]:
+    """Human-readable lines describing a model file's ``model.json``."""
+    from .ml.torchscript import knob_spec
+
+    lines = [f"model id: {meta['model_id']}", f"kind: {meta['kind']}",
+             f"format: {meta['format']} v{meta['format_version']}",
+             f"channels in: {', '.join(meta['channels_in'])}",
+             f"channels out: {', '.join(meta['channels_out'])}",
+             f"output scale: {meta.get('output_scale', 1)}",
+             f"transfer: {meta.get('transfer', 'none')}"]
+    if "parameters" in meta:
+        lines.append(f"parameters: {meta['parameters']:,}")
+    knobs = meta.get("knobs", [])
+    lines.append("knobs: " + ("none" if not knobs else ""))
+    lines += [f"  {knob_spec(k)}" for k in knobs]
+    if meta.get("network"):
+        lines.append("network: " + ", ".join(f"{k}={v}" for k, v in meta["network"].items()))
+    if meta.get("training"):
+        lines.append("training: " + ", ".join(f"{k}={v}" for k, v in meta["training"].items()))
+    for key in ("description", "source", "weights_sha256", "module_sha256", "created_by", "created"):
+        if meta.get(key):
+            lines.append(f"{key.replace('_', ' ')}: {meta[key]}")
+    return lines
+
+
+@cat_app.command("info")
+def cat_info(file: Path = typer.Argument(..., metavar="FILE"),
+             as_json: bool = typer.Option(False, "--json", help="Print model.json as JSON.")) -> None:
+    """Describe a .cat model file (its model.json, checked; the module is not loaded)."""
+    from .ml.modelfile import read_cat_info
+
+    try:
+        meta = read_cat_info(file)
+    except NodeGraphError as err:
+        _fail(err)
+    if as_json:
+        out.print_json(json.dumps(meta))
+        return
+    for line in cat_description(meta):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@cat_app.command("export-torchscript")
+def cat_export_torchscript(
+    file: Path = typer.Argument(..., metavar="MODEL.cat"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The .pt to write; default: MODEL.pt."),
+    nk: bool = typer.Option(True, "--nk/--no-nk", help="Also write MODEL.nk holding a CatFileCreator node."),
+) -> None:
+    """Export a nodegraph network as TorchScript for Nuke's Inference node (plus a .nk CatFileCreator)."""
+    from .ml.torchscript import export_torchscript
+
+    try:
+        pt, nk_path = export_torchscript(file, output, nk=nk)
+    except NodeGraphError as err:
+        _fail(err)
+    out.print(str(pt), highlight=False)
+    if nk_path is not None:
+        out.print(str(nk_path), highlight=False)
 
 
 def main() -> None:

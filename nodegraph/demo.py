@@ -1,4 +1,5 @@
-"""``nodegraph demo``: a procedural shot, a comp of it, rendered to EXR and PNG.
+"""``nodegraph demo``: a procedural shot, a comp of it, rendered to EXR and PNG; then a CopyCat
+trained on three frames of a hand-made look, applied to the whole shot with Inference.
 
 No downloads and no input files: the shot (a background plate and a moving, premultiplied
 foreground element with a tight data window) is synthesised and written as EXR sequences, then a
@@ -87,7 +88,8 @@ def build_comp(plate: str, element: str, out_dir: Path) -> Graph:
     return g
 
 
-def run_demo(directory: Path | str, *, workers: int = 2, device: str = "cpu", console: Any = None) -> list[str]:
+def run_demo(directory: Path | str, *, workers: int = 2, device: str = "cpu", console: Any = None,
+             ml: bool = True, ml_steps: int = 150) -> list[str]:
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     say = console.print if console is not None else (lambda *a, **k: None)
@@ -101,9 +103,53 @@ def run_demo(directory: Path | str, *, workers: int = 2, device: str = "cpu", co
     result.raise_for_failures()
     exrs = sorted(p for _, _, p in result.written if p.endswith(".exr"))
     pngs = sorted(p for _, _, p in result.written if p.endswith(".png"))
-    return [
+    report = [
         f"graph:  {graph_path}",
         f"EXR:    {exrs[0]} .. {Path(exrs[-1]).name} ({len(exrs)} frames)",
         f"PNG:    {pngs[0]} .. {Path(pngs[-1]).name} ({len(pngs)} frames)",
         f"rendered in {result.seconds:.1f}s; re-render with: nodegraph render {graph_path}",
+    ]
+    if ml:
+        report += run_ml_demo(graph, directory, device=device, steps=ml_steps, say=say)
+    return report
+
+
+ML_FRAMES = (FIRST, FIRST + 5, LAST)
+
+
+def build_ml(graph: Graph, directory: Path) -> None:
+    """Add a hand-made look (a grade and a soft blur) and a CopyCat that learns it from 3 frames,
+    then an Inference node that applies the trained model to every frame, and its Write."""
+    # the ML part works at half resolution so that the demo trains and infers in seconds on a CPU
+    comp = graph.add("Reformat", name="HalfRes", input=graph["Exposure"], type="scale", scale=0.5)
+    look = graph.add("Grade", name="Look", input=comp, white=(1.25, 1.1, 0.9, 1.0), gamma=0.85, channels="rgb")
+    look = graph.add("Blur", name="Soften", input=look, size=3, channels="rgb")
+    graph.add("CopyCat", name="LearnLook", input=comp, groundTruth=look, dataDirectory=str(directory / "copycat"),
+              frames=",".join(map(str, ML_FRAMES)), modelSize="small", cropSize=48, batchSizeType="manual",
+              batchSize=3, checkpointInterval=100000, imageInterval=0, channelsIn="rgb", channelsOut="rgb",
+              learningRate=2e-3, useGPUIfAvailable=False)
+    applied = graph.add("Inference", name="ApplyLook", input=comp,
+                        modelFile=str(directory / "copycat" / "LearnLook.cat"))
+    graph.add("Write", name="WriteML", input=applied, file=str(directory / "render" / "ml_look.####.exr"),
+              channels="rgba", compression="zip", create_directories=True)
+
+
+def run_ml_demo(graph: Graph, directory: Path, *, device: str, steps: int, say: Any) -> list[str]:
+    """Train the CopyCat of :func:`build_ml` on frames 1001, 1006, 1012 and infer the whole shot."""
+    from .ml.train import train
+
+    build_ml(graph, directory)
+    graph_path = directory / "comp.json"
+    graph.save(graph_path)
+    say(f"training CopyCat 'LearnLook' ({steps} steps, small network) on frames {list(ML_FRAMES)}")
+    trained = train(graph, "LearnLook", steps=steps, device=device, log_every=25)
+    say(f"applying {trained.model_path} to frames {FIRST}-{LAST} with the Inference node")
+    result = render(graph, writes=["WriteML"], workers=1, device=device)
+    result.raise_for_failures()
+    return [
+        f"CopyCat: {trained.model_path} (loss {trained.first_loss:.4f} -> {trained.final_loss:.4f} "
+        f"in {trained.step} steps)",
+        f"ML:     {directory / 'render' / 'ml_look.####.exr'} ({len(result.written)} frames, the learned look "
+        f"applied to every frame; train more with: nodegraph train {graph_path} --node LearnLook --resume "
+        f"--steps 5000)",
     ]

@@ -13,6 +13,15 @@ A zip archive with exactly two entries:
 - ``weights.safetensors``: the state dict (safetensors: tensors and a JSON header, nothing is
   ever unpickled).
 
+A second kind, ``kind: "torchscript"``, packages a TorchScript module the user made (for
+instance one made for Nuke's Inference node, such as CorridorKey): the ``weights.safetensors``
+entry is replaced by ``model.torchscript`` (the TorchScript archive's bytes, exactly as
+``torch.jit.save`` wrote them) and ``network`` / ``weights_sha256`` by ``module_sha256``;
+``transfer`` is ``"none"`` (the module takes and returns pixel values as they are). Such files
+are written by :func:`nodegraph.ml.torchscript.create_cat_from_torchscript` (``nodegraph cat
+create``). ``knobs`` is a list of ``{"name", "type", "default", ...}`` dicts, see
+:func:`check_knobs`.
+
 Files are written atomically (a temp file in the same folder, then ``os.replace``). Reading
 checks everything and raises :class:`ModelFileError` naming the file: not a zip (e.g. a Nuke
 CatFileCreator .cat, which is Nuke's own format), a zip that is not ours (a TorchScript ``.pt``
@@ -42,8 +51,16 @@ from nodegraph.ml.network import NetworkConfig, build_network, count_parameters
 FORMAT = "nodegraph.cat"
 FORMAT_VERSION = 1
 KIND = "nodegraph-network"
+KIND_TORCHSCRIPT = "torchscript"
+KINDS = (KIND, KIND_TORCHSCRIPT)
 META_ENTRY = "model.json"
 WEIGHTS_ENTRY = "weights.safetensors"
+TORCHSCRIPT_ENTRY = "model.torchscript"
+#: The entry holding the module, per kind.
+MODULE_ENTRY = {KIND: WEIGHTS_ENTRY, KIND_TORCHSCRIPT: TORCHSCRIPT_ENTRY}
+#: The model.json key holding that entry's sha256, per kind.
+CHECKSUM_KEY = {KIND: "weights_sha256", KIND_TORCHSCRIPT: "module_sha256"}
+KNOB_TYPES = ("int", "float", "bool", "enum", "xy", "xyz")
 
 
 class ModelFileError(NodeGraphError):
@@ -52,11 +69,31 @@ class ModelFileError(NodeGraphError):
 
 @dataclass
 class LoadedModel:
-    """A model read from a ``.cat`` file: the network (eval mode), its config and ``model.json``."""
+    """A model read from a ``.cat`` file: the module (eval mode), its config and ``model.json``.
+
+    ``module`` maps ``[N, Cin, H, W]`` float tensors to ``[N, Cout, H*s, W*s]`` (``s`` =
+    ``output_scale``). For ``kind == "nodegraph-network"`` it works in the encoded domain: encode
+    inputs and decode outputs with ``transfer`` (:func:`nodegraph.ml.transfer.get`); ``config`` is
+    its :class:`NetworkConfig`. For ``kind == "torchscript"`` it is a ``torch.jit.ScriptModule``
+    taking pixel values as they are (``transfer == "none"``), ``config`` is None, and custom knob
+    values are set as attributes on it before a forward (see :func:`knob_attribute_value`).
+    """
 
     module: nn.Module
-    config: NetworkConfig
+    config: NetworkConfig | None
     meta: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta["kind"])
+
+    @property
+    def output_scale(self) -> int:
+        return int(self.meta.get("output_scale", 1))
+
+    @property
+    def knobs(self) -> list[dict[str, Any]]:
+        return [dict(k) for k in self.meta.get("knobs", [])]
 
     @property
     def channels_in(self) -> list[str]:
@@ -68,7 +105,141 @@ class LoadedModel:
 
     @property
     def transfer(self) -> str:
+        """``"slog1p"`` for nodegraph networks, ``"none"`` for TorchScript modules."""
+        if self.kind == KIND_TORCHSCRIPT:
+            return "none"
         return str(self.meta["transfer"])
+
+
+def _number(value: Any, integer: bool, what: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, not {value!r}")
+    if integer:
+        if float(value) != int(value):
+            raise ValueError(f"{what} must be an integer, not {value!r}")
+        return int(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{what} must be finite")
+    return float(value)
+
+
+def check_knob(knob: Any) -> dict[str, Any]:
+    """One custom knob description, checked and normalised (raises ``ValueError``).
+
+    ``{"name", "type", "default"}`` plus ``"min"`` / ``"max"`` (a number or None for no bound)
+    for ``int``, ``float``, ``xy``, ``xyz`` and ``"choices"`` (strings) for ``enum``. Defaults:
+    int -> int, float -> float, bool -> bool, enum -> one of the choices (a string), xy / xyz ->
+    a list of 2 / 3 floats.
+    """
+    if not isinstance(knob, dict):
+        raise ValueError(f"a knob must be a dict, not {knob!r}")
+    name, kind = knob.get("name"), knob.get("type")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"knob name {name!r} is not a valid attribute name")
+    if kind not in KNOB_TYPES:
+        raise ValueError(f"knob {name!r}: type {kind!r} is not one of {', '.join(KNOB_TYPES)}")
+    default = knob.get("default")
+    out: dict[str, Any] = {"name": name, "type": kind}
+    if kind == "bool":
+        if not isinstance(default, bool):
+            raise ValueError(f"knob {name!r}: default must be true or false, not {default!r}")
+        out["default"] = default
+    elif kind == "enum":
+        choices = knob.get("choices")
+        if (not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices)
+                or len(set(choices)) != len(choices)):
+            raise ValueError(f"knob {name!r}: choices must be a non-empty list of distinct names")
+        default = choices[0] if default is None else default
+        if default not in choices:
+            raise ValueError(f"knob {name!r}: default {default!r} is not one of the choices {choices}")
+        out.update(default=default, choices=list(choices))
+    else:
+        integer = kind == "int"
+        size = {"xy": 2, "xyz": 3}.get(kind)
+        if size is None:
+            out["default"] = _number(default, integer, f"knob {name!r} default")
+            values = [out["default"]]
+        else:
+            if not isinstance(default, (list, tuple)) or len(default) != size:
+                raise ValueError(f"knob {name!r}: default must be {size} numbers, not {default!r}")
+            out["default"] = [_number(v, False, f"knob {name!r} default") for v in default]
+            values = out["default"]
+        for bound in ("min", "max"):
+            value = knob.get(bound)
+            out[bound] = None if value is None else _number(value, integer, f"knob {name!r} {bound}")
+        if out["min"] is not None and out["max"] is not None and out["min"] > out["max"]:
+            raise ValueError(f"knob {name!r}: min {out['min']} is above max {out['max']}")
+        for v in values:
+            if (out["min"] is not None and v < out["min"]) or (out["max"] is not None and v > out["max"]):
+                raise ValueError(f"knob {name!r}: default {v} is outside {out['min']}..{out['max']}")
+    return out
+
+
+def check_knobs(knobs: Iterable[Any]) -> list[dict[str, Any]]:
+    """:func:`check_knob` over a list, also rejecting duplicate names."""
+    out = [check_knob(k) for k in knobs]
+    names = [k["name"] for k in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate knob name(s): {', '.join(dupes)}")
+    return out
+
+
+def knob_attribute_value(knob: dict[str, Any], value: Any) -> Any:
+    """The value to set as the module attribute for a knob value (as Nuke's Inference does):
+    int -> int, float -> float, bool -> bool, enum -> the choice's index (an int; a choice name
+    or an index is accepted), xy / xyz -> a list of floats."""
+    kind = knob["type"]
+    if kind == "enum":
+        choices = knob["choices"]
+        if isinstance(value, str):
+            if value not in choices:
+                raise ValueError(f"knob {knob['name']!r}: {value!r} is not one of {choices}")
+            return choices.index(value)
+        index = int(value)
+        if not 0 <= index < len(choices):
+            raise ValueError(f"knob {knob['name']!r}: index {index} outside 0..{len(choices) - 1}")
+        return index
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return [float(v) for v in value]
+
+
+def write_cat(path: str | os.PathLike, meta: dict[str, Any], module_bytes: bytes) -> Path:
+    """Write ``model.json`` and the kind's module entry atomically (checksum filled in here)."""
+    path = Path(path)
+    kind = meta["kind"]
+    meta = {**meta, CHECKSUM_KEY[kind]: hashlib.sha256(module_bytes).hexdigest()}
+    try:
+        meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"model metadata is not JSON-serialisable: {exc}", path=str(path)) from exc
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w") as zf:
+                zf.writestr(zipfile.ZipInfo(META_ENTRY, (1980, 1, 1, 0, 0, 0)), meta_bytes,
+                            compress_type=zipfile.ZIP_DEFLATED)
+                zf.writestr(zipfile.ZipInfo(MODULE_ENTRY[kind], (1980, 1, 1, 0, 0, 0)), module_bytes,
+                            compress_type=zipfile.ZIP_STORED)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError):
+            raise ModelFileError(f"cannot write model file: {exc}", path=str(path)) from exc
+        raise
+    return path
 
 
 def _state_dict_bytes(module: nn.Module) -> bytes:
@@ -95,6 +266,10 @@ def save_cat(path: str | os.PathLike, module: nn.Module, *, config: NetworkConfi
     if not model_id:
         raise ModelFileError("model_id must not be empty", path=str(path))
     _transfer.get(transfer)
+    try:
+        knobs = check_knobs(knobs)
+    except ValueError as exc:
+        raise ModelFileError(str(exc), path=str(path)) from None
     weights = _state_dict_bytes(module)
     meta = {
         "format": FORMAT,
@@ -104,41 +279,16 @@ def save_cat(path: str | os.PathLike, module: nn.Module, *, config: NetworkConfi
         "channels_in": channels_in,
         "channels_out": channels_out,
         "output_scale": 1,
-        "knobs": list(knobs),
+        "knobs": knobs,
         "network": config.to_dict(),
         "transfer": transfer,
         "training": dict(training or {}),
-        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "weights_sha256": "",
         "parameters": count_parameters(module),
         "created_by": f"nodegraph {nodegraph.__version__}",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    try:
-        meta_bytes = json.dumps(meta, indent=2, allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"model metadata is not JSON-serialisable: {exc}", path=str(path)) from exc
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                zf.writestr(zipfile.ZipInfo(META_ENTRY, (1980, 1, 1, 0, 0, 0)), meta_bytes,
-                            compress_type=zipfile.ZIP_DEFLATED)
-                zf.writestr(zipfile.ZipInfo(WEIGHTS_ENTRY, (1980, 1, 1, 0, 0, 0)), weights,
-                            compress_type=zipfile.ZIP_STORED)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise ModelFileError(f"cannot write model file: {exc}", path=str(path)) from exc
-        raise
-    return path
+    return write_cat(path, meta, weights)
 
 
 def _not_a_zip_message(path: Path, head: bytes) -> str:
@@ -173,15 +323,19 @@ def _open(path: Path) -> tuple[zipfile.ZipFile, dict[str, Any]]:
                 what = "a PyTorch/TorchScript archive (pickled)"
             else:
                 what = "a zip archive without model.json"
+            hint = (" (package a TorchScript module with `nodegraph cat create --torchscript FILE ...`)"
+                    if "TorchScript" in what else "")
             raise ModelFileError(f"this is not a nodegraph model file: it is {what}; nodegraph "
-                                 "model files are written by CopyCat", path=str(path))
+                                 f"model files are written by CopyCat and `nodegraph cat create`{hint}",
+                                 path=str(path))
         try:
             meta = json.loads(zf.read(META_ENTRY).decode("utf-8"))
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
             raise ModelFileError(f"model.json is unreadable (corrupt file?): {exc}", path=str(path)) from None
         _check_meta(meta, path)
-        if WEIGHTS_ENTRY not in names:
-            raise ModelFileError("the model file has no weights.safetensors entry", path=str(path))
+        entry = MODULE_ENTRY[meta["kind"]]
+        if entry not in names:
+            raise ModelFileError(f"the model file has no {entry} entry", path=str(path))
     except BaseException:
         zf.close()
         raise
@@ -198,13 +352,37 @@ def _check_meta(meta: Any, path: Path) -> None:
     if version > FORMAT_VERSION:
         raise ModelFileError(f"the model file has format version {version}, newer than this nodegraph "
                              f"reads ({FORMAT_VERSION}); upgrade nodegraph to load it", path=str(path))
-    if meta.get("kind") != KIND:
-        raise ModelFileError(f"unsupported model kind {meta.get('kind')!r} (expected {KIND!r})",
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        raise ModelFileError(f"unsupported model kind {kind!r} (expected one of {', '.join(KINDS)})",
                              path=str(path))
-    required = ("model_id", "channels_in", "channels_out", "network", "transfer", "weights_sha256")
+    required = ("model_id", "channels_in", "channels_out", CHECKSUM_KEY[kind])
+    if kind == KIND:
+        required += ("network", "transfer")
     missing = [k for k in required if k not in meta]
     if missing:
         raise ModelFileError(f"model.json lacks {', '.join(missing)}", path=str(path))
+    scale = meta.get("output_scale", 1)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ModelFileError(f"model.json has an invalid output_scale {scale!r}", path=str(path))
+    try:
+        check_knobs(meta.get("knobs", []))
+    except ValueError as exc:
+        raise ModelFileError(f"invalid knobs in model.json: {exc}", path=str(path)) from None
+
+
+def _load_torchscript(data: bytes, device: str | torch.device, path: Path) -> nn.Module:
+    """``torch.jit.load`` on the archive bytes. TorchScript archives are TorchScript's own format
+    (code plus tensors); ``torch.jit.load`` is only ever used on the ``model.torchscript`` entry of a
+    ``kind: "torchscript"`` file, which the user packaged themselves with ``nodegraph cat create``
+    from a module they trust: load only model files whose origin you trust."""
+    import io
+
+    try:
+        module = torch.jit.load(io.BytesIO(data), map_location=torch.device(device))
+    except Exception as exc:  # torch raises RuntimeError and friends
+        raise ModelFileError(f"the TorchScript module cannot be loaded: {exc}", path=str(path)) from None
+    return module.eval()
 
 
 def read_cat_info(path: str | os.PathLike) -> dict[str, Any]:
@@ -216,20 +394,25 @@ def read_cat_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_cat(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Read a model file: check its format and weights checksum, build the network, load it."""
+    """Read a model file of either kind: check its format and checksum, load the module on
+    ``device`` in eval mode (see :class:`LoadedModel`)."""
     from safetensors.torch import load
 
     path = Path(path)
     zf, meta = _open(path)
+    kind = meta["kind"]
     with zf:
         try:
-            weights = zf.read(WEIGHTS_ENTRY)
+            weights = zf.read(MODULE_ENTRY[kind])
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise ModelFileError(f"the weights are unreadable (truncated or corrupt file): {exc}",
-                                 path=str(path)) from None
-    if hashlib.sha256(weights).hexdigest() != meta["weights_sha256"]:
-        raise ModelFileError("weights checksum mismatch: the file was modified or corrupted",
+            raise ModelFileError(f"the {'module' if kind == KIND_TORCHSCRIPT else 'weights'} entry is "
+                                 f"unreadable (truncated or corrupt file): {exc}", path=str(path)) from None
+    if hashlib.sha256(weights).hexdigest() != meta[CHECKSUM_KEY[kind]]:
+        what = "module" if kind == KIND_TORCHSCRIPT else "weights"
+        raise ModelFileError(f"{what} checksum mismatch: the file was modified or corrupted",
                              path=str(path))
+    if kind == KIND_TORCHSCRIPT:
+        return LoadedModel(module=_load_torchscript(weights, device, path), config=None, meta=meta)
     try:
         config = NetworkConfig.from_dict(meta["network"])
         _transfer.get(meta["transfer"])
@@ -250,5 +433,6 @@ def load_cat(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> 
     return LoadedModel(module=module, config=config, meta=meta)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "KIND", "ModelFileError", "LoadedModel", "save_cat",
-           "load_cat", "read_cat_info"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "KIND", "KIND_TORCHSCRIPT", "KINDS", "KNOB_TYPES", "ModelFileError",
+           "LoadedModel", "save_cat", "write_cat", "load_cat", "read_cat_info", "check_knob", "check_knobs",
+           "knob_attribute_value"]

@@ -102,7 +102,7 @@ def test_info_reports_windows_and_channels() -> None:
 
 
 def test_demo_renders_exr_and_png(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--workers", "1"])
+    res = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--workers", "1", "--ml-steps", "12"])
     assert res.exit_code == 0, res.output
     render_dir = tmp_path / "demo" / "render"
     exrs = sorted(render_dir.glob("comp.*.exr"))
@@ -111,5 +111,12 @@ def test_demo_renders_exr_and_png(tmp_path: Path) -> None:
     comp = oiio.ImageBuf(str(exrs[5])).get_pixels(oiio.FLOAT)
     assert comp.shape[2] == 4 and comp[..., 3].max() == pytest.approx(1.0, abs=1e-3)  # the element is there
     assert str(render_dir) in res.stdout
+    # the CopyCat trained on 3 frames and the Inference node applied it to all 12
+    assert (tmp_path / "demo" / "copycat" / "LearnLook.cat").exists()
+    ml = sorted(render_dir.glob("ml_look.*.exr"))
+    assert len(ml) == 12
+    look = oiio.ImageBuf(str(ml[3]))
+    assert (look.spec().width, look.spec().height) == (320, 180)
+    assert "LearnLook" in res.stdout
     again = runner.invoke(app, ["render", str(tmp_path / "demo" / "comp.json"), "--skip-existing"])
-    assert again.exit_code == 0 and "24 skipped" in again.output
+    assert again.exit_code == 0 and "36 skipped" in again.output

@@ -68,6 +68,8 @@ def _scalar_alternatives(value: Any) -> list[Any]:
         return STRING_CANDIDATES
     if value is None:
         return NUMBER_CANDIDATES + STRING_CANDIDATES + [True]
+    if isinstance(value, dict):
+        return [{"x": 1}, {}]
     return []
 
 
