@@ -84,6 +84,12 @@ class ModelCache:
                 model = _modelfile.load_cat(path, device=device)
                 if half and is_torchscript(model.module):
                     model.module.half()
+                elif device.type == "cuda" and not is_torchscript(model.module):
+                    # NHWC is what cuDNN's tensor-core convolutions want; in half mode the weights
+                    # are cast to bf16 once here instead of by autocast on every call
+                    model.module.to(memory_format=torch.channels_last)
+                    if half:
+                        model.module.to(dtype=torch.bfloat16)
                 # a newer version of the same file replaces the older one on this device
                 for old in [k for k in self._models if k[0] == key[0] and k[3:] == key[3:]]:
                     del self._models[old]
@@ -359,8 +365,10 @@ def make_forward(model, settings: InferenceSettings, knobs: dict[str, Any]) -> C
                 run = lambda t: module(t.half())  # noqa: E731
             elif half:
                 def run(t):
-                    with torch.autocast("cuda", dtype=torch.bfloat16):
-                        return module(t)
+                    return module(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+            elif device.type == "cuda":
+                def run(t):
+                    return module(t.contiguous(memory_format=torch.channels_last))
             else:
                 run = module
             h, w = x.shape[-2:]
