@@ -6,12 +6,17 @@
                                                                    Constant background ─────────┘
     and pass extraction: Copy (rgba.alpha -> matte.alpha, rgb -> FG.*) into one multi-layer EXR.
 
-The model step (a matting network taking plate + hint, giving straight sRGB foreground and a linear
-alpha) is filled by the Inference node once it exists; until then a ``Keyer`` (greenscreen key,
-intersected with the hint) stands in for it.
+The model step is a matting network taking plate + hint and giving straight sRGB foreground and a
+linear alpha, run by the Inference node: pass ``--model`` a .cat packaged from a TorchScript export
+such as CorridorKey (``nodegraph cat create --torchscript CorridorKey.pt --channels-in
+rgba.red,rgba.green,rgba.blue,rgba.alpha --channels-out rgba --model-id CorridorKey --knob
+despill_strength:float=0:0..10 --knob gamma_input:enum=sRGB,Linear --knob
+refiner_strength:float=1:0..1``) and its knobs with ``--knob despill_strength=2``. Without a
+model a ``Keyer`` (greenscreen key, intersected with the hint) stands in for it.
 
     python examples/keying_tree.py OUT_DIR                  # procedural green-screen shot, frames 1-8
     python examples/keying_tree.py OUT_DIR --plate shot/plate.####.exr --hint shot/hint.####.exr
+    python examples/keying_tree.py OUT_DIR --model CorridorKey.cat --knob despill_strength=2
     nodegraph render OUT_DIR/keying_tree.json --workers 2   # re-render the saved graph
 
 ``examples/keying_tree.json`` is this graph saved with the relative paths shot/plate.####.exr,
@@ -21,6 +26,7 @@ shot/hint.####.exr and render/...: render it from a folder holding a ``shot`` di
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -35,7 +41,10 @@ FIRST, LAST = 1, 8
 BACKGROUND = (0.05, 0.08, 0.12, 1.0)
 
 
-def build(plate: str, hint: str, out_dir: str) -> ng.Graph:
+def build(plate: str, hint: str, out_dir: str, model: str | None = None,
+          knob_values: dict | None = None) -> ng.Graph:
+    """The tree; ``model`` (a .cat, e.g. a packaged CorridorKey export) fills the model step with an
+    Inference node, otherwise a Keyer stands in for it."""
     g = ng.Graph()
     # raw: the matting model takes the plate as its sRGB-encoded values (CorridorKey's gamma_input
     # sRGB) and gives sRGB colour back, which the Colorspace below linearises
@@ -46,8 +55,12 @@ def build(plate: str, hint: str, out_dir: str) -> ng.Graph:
         "rgba.alpha": "A:rgba.red"})
     # Stand-in for the model step: a greenscreen key, inverted to a foreground matte and
     # intersected with the hint. Its output, like the model's, is straight sRGB colour + alpha.
-    key = g.add("Keyer", name="ModelStandIn", input=with_hint, operation="greenscreen keyer",
-                range=(0.0, 0.05, 1.0, 1.0), invert=True, combine="intersect")
+    if model:
+        # the matting model: plate + hint in, straight sRGB foreground + linear alpha out
+        key = g.add("Inference", name="Model", input=with_hint, modelFile=model, knobValues=knob_values or {})
+    else:
+        key = g.add("Keyer", name="ModelStandIn", input=with_hint, operation="greenscreen keyer",
+                    range=(0.0, 0.05, 1.0, 1.0), invert=True, combine="intersect")
     linear = g.add("Colorspace", name="ToLinear", input=key, colorspace_in="sRGB", colorspace_out="linear")
     premult = g.add("Premult", input=linear)
     bg = g.add("Constant", name="Background", color=BACKGROUND, format="960x540")
@@ -88,10 +101,21 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--plate", help="plate sequence (default: a procedural green-screen shot)")
     ap.add_argument("--hint", help="alpha hint sequence (first channel is used)")
+    ap.add_argument("--model", help="a .cat for the model step (e.g. `nodegraph cat create` of a CorridorKey "
+                                    "TorchScript export); default: a Keyer stands in")
+    ap.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                    help="a custom knob of the model, e.g. despill_strength=2 (repeatable)")
     args = ap.parse_args()
     out = args.out.resolve()
     plate, hint = (args.plate, args.hint) if args.plate and args.hint else make_shot(out / "shot")
-    graph = build(plate, hint, str(out / "render"))
+    knobs = {}
+    for item in args.knob:
+        name, _, value = item.partition("=")
+        try:
+            knobs[name] = json.loads(value)
+        except json.JSONDecodeError:
+            knobs[name] = value
+    graph = build(plate, hint, str(out / "render"), model=args.model, knob_values=knobs)
     graph.save(out / "keying_tree.json")
     result = render(graph, workers=2)
     result.raise_for_failures()
