@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="small,medium,large")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--uhd-tile", type=int, default=1024, help="tile size for the 4 GiB UHD run")
+    ap.add_argument("--compile", action="store_true", help="also time the node with compile=True (HD)")
     args = ap.parse_args()
     peak = matmul_tflops()
     rows = []
@@ -106,7 +107,14 @@ def main() -> None:
                         efps, emem = None, None
                     del eager
                     torch.cuda.empty_cache()
+                    cfps = cmem = None
+                    if args.compile and res == "HD":
+                        cnode = g.add("Inference", modelFile=str(path), halfPrecision=half, compile=True)
+                        cfps, cmem = timed(lambda: compute_node(cnode, input=img, device="cuda"), args.frames)
                     row = {"size": size, "resolution": res, "precision": "half" if half else "float32",
+                           "node_compiled_fps": cfps, "node_compiled_peak_gib": cmem,
+                           "compiled_speedup_vs_eager": cfps / efps if cfps and efps else None,
+                           "compiled_fraction_of_matmul_rate": flops * cfps / 1e12 / peak if cfps else None,
                            "node_fps": fps, "node_peak_gib": mem, "eager_fps": efps, "eager_peak_gib": emem,
                            "speedup_vs_eager": fps / efps if efps else None,
                            "gflop_per_frame": flops / 1e9, "node_tflops": flops * fps / 1e12,

@@ -51,11 +51,14 @@ class Inference(Node):
         useGPUIfAvailable: bool = True
         """Run on the render's GPU when it has one; off: always on the CPU."""
         halfPrecision: bool = False
-        """Run in half precision on the GPU (float16 for TorchScript, bfloat16 autocast for CopyCat networks); float32 on the CPU."""
+        """Run in half precision on the GPU (float16 for TorchScript, bfloat16 for CopyCat networks); float32 on the CPU."""
         tileSize: Annotated[int, Field(ge=0)] = 0
         """Side of the square tiles large frames are cut into; 0: automatic (from free GPU memory; large on the CPU)."""
         tileOverlap: Annotated[int, Field(ge=0)] = 32
         """Overlap of neighbouring tiles in pixels; results are seamless when the model's receptive-field radius is at most a quarter of it."""
+        compile: bool = False
+        """CUDA only: torch.compile the network once per process and tile shape (the first frame pays
+        tens of seconds; long renders run faster). Ignored on the CPU and for TorchScript models."""
         knobValues: KnobValuesKnob = Field(default_factory=dict)
         """The model's custom knob values as a JSON object {knob name: value}; unset knobs take the model's defaults."""
 
@@ -75,7 +78,8 @@ class Inference(Node):
 
         return InferenceSettings(device=self._device(ctx), half=self.knobs.halfPrecision,
                                  tile=self.knobs.tileSize, overlap=self.knobs.tileOverlap,
-                                 knob_values=dict(self.knobs.knobValues), name=self.name)
+                                 knob_values=dict(self.knobs.knobValues), name=self.name,
+                                 compile=self.knobs.compile)
 
     def compute(self, ctx: Context) -> Image:
         from nodegraph.ml import infer

@@ -344,6 +344,21 @@ class InferenceSettings:
     knob_values: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     max_batch: int | None = None
+    compile: bool = False
+
+
+_COMPILED: dict[int, Any] = {}
+_COMPILED_LOCK = threading.Lock()
+
+
+def _compiled(module: Any) -> Any:
+    """One ``torch.compile`` wrapper per loaded module (it recompiles per tile shape by itself)."""
+    with _COMPILED_LOCK:
+        fn = _COMPILED.get(id(module))
+        if fn is None or fn[0] is not module:
+            fn = (module, torch.compile(module, dynamic=False))
+            _COMPILED[id(module)] = fn
+        return fn[1]
 
 
 def make_forward(model, settings: InferenceSettings, knobs: dict[str, Any]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -357,6 +372,8 @@ def make_forward(model, settings: InferenceSettings, knobs: dict[str, Any]) -> C
     pad_to = alignment(model) if script else 1  # nodegraph networks pad internally
     scale = output_scale(model)
 
+    net = _compiled(module) if settings.compile and device.type == "cuda" and not script else module
+
     def forward(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             x = x.to(device)
@@ -365,10 +382,10 @@ def make_forward(model, settings: InferenceSettings, knobs: dict[str, Any]) -> C
                 run = lambda t: module(t.half())  # noqa: E731
             elif half:
                 def run(t):
-                    return module(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
+                    return net(t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last))
             elif device.type == "cuda":
                 def run(t):
-                    return module(t.contiguous(memory_format=torch.channels_last))
+                    return net(t.contiguous(memory_format=torch.channels_last))
             else:
                 run = module
             h, w = x.shape[-2:]
