@@ -43,12 +43,13 @@ class ImageCache:
             self.hits += 1
             return img
 
-    def put(self, key: Hashable, image: Image) -> None:
+    def put(self, key: Hashable, image: Image, *, force: bool = False) -> None:
+        """Store ``image``; ``force`` skips admit-on-reuse (for results computed ahead on purpose)."""
         size = image.nbytes
         if size > self.max_bytes:
             return
         with self._lock:
-            if self.admit_on_reuse and key not in self._offered:
+            if self.admit_on_reuse and not force and key not in self._offered:
                 self._offered[key] = None
                 if len(self._offered) > 65536:
                     self._offered.popitem(last=False)

@@ -113,6 +113,57 @@ class Evaluator:
         root = plan.walk(node, int(frame))
         return plan.run(root)
 
+    def evaluate_batch(self, ref: "Node | str", frames: list[int], *, device: str | torch.device | None = None,
+                       dtype: torch.dtype | None = None) -> list[Image]:
+        """Frames of one node, the uncached ones computed together through ``Node.compute_batch``.
+
+        Inputs are pulled frame by frame as usual; the results are stored in the cache even when
+        it admits on reuse, since they were computed ahead to be pulled right after (a render
+        batching Inference frames)."""
+        node = self.graph.node(ref)
+        dev = device if isinstance(device, torch.device) else resolve_device(device if device is not None else "cpu")
+        dt = dtype or torch.float32
+        out: list[Image | None] = [None] * len(frames)
+        todo: list[tuple[int, _Plan, Key]] = []
+        for i, f in enumerate(frames):
+            plan = _Plan(self, dev, dt)
+            key = plan.walk(node, int(f))
+            if key[0] != node.name:  # a pass-through: nothing of its own to batch
+                out[i] = plan.run(key)
+                continue
+            img = self.cache.get((plan.hashes[key], plan.suffix))
+            if img is not None:
+                with self.stats_lock:
+                    self.stats.cached[node.name] += 1
+                out[i] = img
+            else:
+                todo.append((i, plan, key))
+        if todo:
+            ctxs = []
+            for _, plan, key in todo:
+                ctx = plan.contexts[key]
+                for inp, dkey in plan.deps[key]:
+                    src = self.graph.inputs_of(node)[inp]
+                    ctx._results[(inp, dkey[1])] = self.evaluate(src, dkey[1], device=dev, dtype=dt)
+                ctxs.append(ctx)
+            try:
+                images = node.compute_batch(ctxs)
+            except NodeGraphError as err:
+                raise err.with_context(node=node.name, frame=ctxs[0].frame)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as err:
+                raise EvaluationError(f"{type(err).__name__}: {err}", node=node.name, frame=ctxs[0].frame) from err
+            for (i, plan, key), ctx, img in zip(todo, ctxs, images):
+                if img.device != dev or (img.dtype != dt and img.dtype.is_floating_point):
+                    img = img.to(dev, dt)
+                self.cache.put((plan.hashes[key], plan.suffix), img, force=True)
+                with self.stats_lock:
+                    self.stats.ran[node.name] += 1
+                ctx._results.clear()
+                out[i] = img
+        return out  # type: ignore[return-value]
+
     def hash(self, ref: "Node | str", frame: int = 1) -> str:
         """The Merkle hash of a node at a frame, as hex."""
         node = self.graph.node(ref)

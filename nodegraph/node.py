@@ -171,6 +171,14 @@ class Node:
     def compute(self, ctx: "Context") -> "Image":
         raise NotImplementedError(f"{self.type_name} does not compute images")
 
+    #: Nodes that compute several frames faster together (Inference) set this and override
+    #: :meth:`compute_batch`; renders then hand them a chunk of frames at once.
+    batchable: ClassVar[bool] = False
+
+    def compute_batch(self, ctxs: list["Context"]) -> list["Image"]:
+        """Compute several frames at once (same node, one context per frame); default: one by one."""
+        return [self.compute(ctx) for ctx in ctxs]
+
     def frame_range(self, ranges: dict[str, tuple[int, int] | None]) -> tuple[int, int] | None:
         """This node's frame range given its inputs' ranges; default: the first connected input's."""
         for spec in self.inputs:

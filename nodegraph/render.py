@@ -123,10 +123,12 @@ def render(
     on_start: Callable[[int], None] | None = None,
     cache_bytes: int | None = None,
     processes: bool = False,
+    batch_frames: int = 4,
 ) -> RenderResult:
     """Render output nodes over frames. Validates first; never stops at the first failed frame.
 
-    Each process evaluates through its own cache of ``cache_bytes`` (default
+    With one worker (always on CUDA), nodes that compute frames faster together (Inference) get
+    ``batch_frames`` frames at once. Each process evaluates through its own cache of ``cache_bytes`` (default
     ``NODEGRAPH_RENDER_CACHE_GB``, 0.5 GiB) that stores an image only once a second frame asks
     for it: what frames share (a still, a held frame) stays, a frame's own results never pile
     up, so memory stays flat over any range.
@@ -168,8 +170,14 @@ def render(
         cache_bytes = RENDER_CACHE_BYTES
     ev = Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
     if workers == 1 or len(frame_jobs) <= 1:
-        for name, f in frame_jobs:
-            record(*_execute(ev, name, f, dev, dtype))
+        batch_nodes = _batchable_upstream(graph, outputs) if batch_frames > 1 else []
+        step = batch_frames if batch_nodes else max(1, len(frame_jobs))
+        for start in range(0, len(frame_jobs), step):
+            chunk = frame_jobs[start:start + step]
+            if batch_nodes and len(chunk) > 1:
+                _compute_ahead(ev, batch_nodes, sorted({f for _, f in chunk}), dev, dtype)
+            for name, f in chunk:
+                record(*_execute(ev, name, f, dev, dtype))
     elif processes:
         _render_parallel(graph, frame_jobs, workers, dev, dtype, cache_bytes, record)
     else:
@@ -181,6 +189,28 @@ def render(
             record(*res)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _batchable_upstream(graph: Graph, outputs: list[Node]) -> list[Node]:
+    """Nodes feeding the outputs that compute several frames faster at once (Inference)."""
+    seen: dict[str, Node] = {}
+    for out in outputs:
+        for node in graph.upstream(out):
+            if node.batchable:
+                seen.setdefault(node.name, node)
+    return list(seen.values())
+
+
+def _compute_ahead(ev: Evaluator, nodes: list[Node], frames: list[int], dev: torch.device,
+                   dtype: torch.dtype) -> None:
+    """Compute a chunk of frames of each batchable node together, into the cache; the per-frame
+    pass then finds them there. A failure here is left to the per-frame pass, which names the
+    frame that failed (and has its own out-of-memory fallbacks)."""
+    for node in nodes:
+        try:
+            ev.evaluate_batch(node, frames, device=dev, dtype=dtype)
+        except (NodeGraphError, torch.cuda.OutOfMemoryError):
+            continue
 
 
 def _render_threads(ev: Evaluator, jobs: list[tuple[str, int]], workers: int, dev: torch.device,

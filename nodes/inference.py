@@ -81,7 +81,35 @@ class Inference(Node):
                                  knob_values=dict(self.knobs.knobValues), name=self.name,
                                  compile=self.knobs.compile)
 
+    batchable = True
+
     def compute(self, ctx: Context) -> Image:
+        return self.compute_batch([ctx])[0]
+
+    def compute_batch(self, ctxs: list[Context]) -> list[Image]:
+        """Frames of equal size run through the model together (tiles of all of them batched)."""
+        prepared = [self._prepare(ctx) for ctx in ctxs]
+        outputs: list[Image | None] = [None] * len(ctxs)
+        groups: dict[tuple, list[int]] = {}
+        for i, (img, _model, _settings) in enumerate(prepared):
+            key = (tuple(img.bbox), img.device, str(prepared[i][2]))
+            groups.setdefault(key, []).append(i)
+        from nodegraph.ml import infer
+
+        for idx in groups.values():
+            img, model, settings = prepared[idx[0]]
+            if img.bbox.empty:
+                for i in idx:
+                    outputs[i] = self._finish(prepared[i][0], model,
+                                              torch.zeros(len(model.channels_out), 0, 0))
+                continue
+            x = torch.stack([prepared[i][0].select(model.channels_in).pixels for i in idx])
+            y = infer.infer_frames(self.knobs.modelFile, x, settings)
+            for j, i in enumerate(idx):
+                outputs[i] = self._finish(prepared[i][0], model, y[j])
+        return outputs  # type: ignore[return-value]
+
+    def _prepare(self, ctx: Context):
         from nodegraph.ml import infer
 
         if not self.knobs.modelFile:
@@ -92,20 +120,23 @@ class Inference(Node):
             model = infer.model_cache.get(self.knobs.modelFile, settings.device, settings.half)
         except NodeGraphError as err:
             raise err.with_context(node=self.name, frame=ctx.frame, path=self.knobs.modelFile)
-        cin, cout = model.channels_in, model.channels_out
+        cin = model.channels_in
         missing = [c for c in cin if c not in img.channels]
         if missing:
             raise ChannelError(f"the model needs channels {', '.join(cin)}; the input lacks {', '.join(missing)} "
                                f"(it has {', '.join(img.channels) or 'no channels'}); add a Shuffle before Inference",
                                node=self.name, frame=ctx.frame, path=self.knobs.modelFile)
-        scale = infer.output_scale(model)
         infer.validate_knob_values(model, settings.knob_values, node=self.name)
+        return img, model, settings
+
+    def _finish(self, img: Image, model, y: torch.Tensor) -> Image:
+        from nodegraph.ml import infer
+
+        cout = model.channels_out
+        scale = infer.output_scale(model)
         if img.bbox.empty:
-            y = torch.zeros(1, len(cout), img.bbox.height * scale, img.bbox.width * scale)
-        else:
-            x = img.select(cin).pixels[None]
-            y = infer.infer_frames(self.knobs.modelFile, x, settings)
-        pixels = y[0].to(img.device, img.dtype)
+            y = torch.zeros(len(cout), img.bbox.height * scale, img.bbox.width * scale)
+        pixels = y.to(img.device, img.dtype)
         if scale == 1:
             out = img
             for name, plane in zip(cout, pixels):

@@ -313,3 +313,37 @@ def test_cuda_matches_cpu(tmp_path, half):
     # bf16 weights and activations in half mode; float32 convolutions on CUDA use TF32 tensor cores
     tol = 3e-2 if half else 5e-3
     torch.testing.assert_close(gpu.pixels.float().cpu(), cpu.pixels, rtol=tol, atol=tol)
+
+
+def test_render_batches_inference_frames(tmp_path, monkeypatch):
+    """A one-worker render hands Inference chunks of frames: one model call per chunk, the same
+    pixels as frame-by-frame evaluation, every frame written."""
+    from nodegraph.io import write_image
+    from nodegraph.render import render
+
+    path = tiny_cat(tmp_path / "m.cat")
+    for f in range(1, 6):
+        write_image(tmp_path / f"in.{f:04d}.exr", image(c=3, names=chans.RGB, seed=f), datatype="float")
+    g = ng.Graph()
+    read = g.add("Read", file=str(tmp_path / "in.####.exr"))
+    inf = g.add("Inference", input=read, modelFile=str(path))
+    g.add("Write", input=inf, file=str(tmp_path / "out.####.exr"), channels="rgb", datatype="32 bit float")
+    calls = []
+    original = infer.infer_frames
+
+    def spy(p, x, *a, **k):
+        calls.append(x.shape[0])
+        return original(p, x, *a, **k)
+
+    monkeypatch.setattr(infer, "infer_frames", spy)
+    result = render(g, batch_frames=4)
+    assert result.ok and len(result.written) == 5
+    assert calls == [4, 1]  # frames 1-4 together, then frame 5
+    calls.clear()
+    single = ng.Graph.from_dict(g.to_dict())
+    for f in (2, 5):
+        expected = single.evaluate("Inference1", f)
+        got = ng.Graph()
+        back = got.evaluate(got.add("Read", file=str(tmp_path / f"out.{f:04d}.exr")), 1)
+        torch.testing.assert_close(back.select(chans.RGB).pixels, expected.select(chans.RGB).pixels,
+                                   rtol=1e-5, atol=1e-5)
