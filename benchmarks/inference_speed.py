@@ -18,6 +18,7 @@ eager forward, and UHD within 4 GiB of GPU memory when tiled.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -70,6 +71,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--uhd-tile", type=int, default=1024, help="tile size for the 4 GiB UHD run")
     ap.add_argument("--compile", action="store_true", help="also time the node with compile=True (HD)")
+    ap.add_argument("--resolutions", default="HD,UHD")
+    ap.add_argument("--precisions", default="float32,half")
+    ap.add_argument("--name", default="inference_speed")
     args = ap.parse_args()
     peak = matmul_tflops()
     rows = []
@@ -80,11 +84,11 @@ def main() -> None:
             path = Path(tmp) / f"{size}.cat"
             save_cat(path, module, config=config, channels_in=list(ng.channels.RGB),
                      channels_out=list(ng.channels.RGB), model_id=f"bench-{size}")
-            for res, (w, h) in RES.items():
+            for res, (w, h) in [(r, RES[r]) for r in args.resolutions.split(",")]:
                 flops = count_flops(module, h, w)
                 fmt = Format.of_size(w, h)
                 img = Image(torch.rand(3, h, w, device="cuda") * 2, ng.channels.RGB, fmt.display, fmt)
-                for half in (False, True):
+                for half in [p == "half" for p in args.precisions.split(",")]:
                     g = ng.Graph()
                     node = g.add("Inference", modelFile=str(path), halfPrecision=half)
                     dtype = torch.float16 if half else torch.float32
@@ -121,6 +125,8 @@ def main() -> None:
                            "fraction_of_matmul_rate": flops * fps / 1e12 / peak}
                     rows.append(row)
                     print(row, file=sys.stderr)
+            if "UHD" not in args.resolutions:
+                continue
             # UHD tiled within a memory budget
             w, h = RES["UHD"]
             fmt = Format.of_size(w, h)
@@ -134,8 +140,9 @@ def main() -> None:
             print(rows[-1], file=sys.stderr)
     medium_hd_half = next((r for r in rows if r["size"] == "medium" and r["resolution"] == "HD"
                            and r["precision"] == "half" and "tiled" not in r), None)
-    write_result("inference_speed", {
+    write_result(args.name, {
         "gpu": torch.cuda.get_device_name(0), "matmul_bf16_tflops": peak, "rows": rows,
+        "compile_mode": os.environ.get("NODEGRAPH_COMPILE_MODE") or "default",
         "medium_hd_half": medium_hd_half,
         "targets": {"fraction_of_matmul_rate": 0.40, "speedup_vs_eager": 1.5, "uhd_tiled_gib": 4.0},
     })

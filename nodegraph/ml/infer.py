@@ -356,7 +356,9 @@ def _compiled(module: Any) -> Any:
     with _COMPILED_LOCK:
         fn = _COMPILED.get(id(module))
         if fn is None or fn[0] is not module:
-            fn = (module, torch.compile(module, dynamic=False))
+            # NODEGRAPH_COMPILE_MODE picks a torch.compile mode (e.g. max-autotune-no-cudagraphs)
+            mode = os.environ.get("NODEGRAPH_COMPILE_MODE") or None
+            fn = (module, torch.compile(module, dynamic=False, mode=mode))
             _COMPILED[id(module)] = fn
         return fn[1]
 
