@@ -109,7 +109,7 @@ def main() -> None:
                         efps, emem = timed(plain, args.frames)
                     except torch.cuda.OutOfMemoryError:
                         efps, emem = None, None
-                    del eager
+                    eager = None  # free the copy before the next configuration
                     torch.cuda.empty_cache()
                     cfps = cmem = None
                     if args.compile and res == "HD":
