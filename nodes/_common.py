@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 from nodegraph import channels as chans
 from nodegraph.errors import ChannelError, KnobError
 from nodegraph.formats import format_validator, parse_format
-from nodegraph.image import Format, Image
+from nodegraph.image import Box, Format, Image
 
 
 def _channels_validator(value: str) -> str:
@@ -108,3 +108,20 @@ def colorspace_problems(knobs) -> list[str]:
     except NodeGraphError as err:
         return [f"knob 'colorspace': {err.message}"]
     return []
+
+
+def mask_weight(ctx, knobs, box: Box, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor | float:
+    """Nuke's mask and mix: ``mix`` times the mask input's ``maskChannelInput`` over ``box``
+    (one minus it with ``invert_mask``); a channel the mask lacks reads black; with no mask
+    input connected, just ``mix``."""
+    if not ctx.has_input("mask"):
+        return knobs.mix
+    mask = ctx.input("mask").to(device, dtype).crop_to(box)
+    name = knobs.maskChannelInput.split(",")[0].strip()
+    if name in mask.channels:
+        m = mask.channel(name)
+    else:
+        m = torch.zeros((box.height, box.width), device=device, dtype=dtype)
+    if knobs.invert_mask:
+        m = 1 - m
+    return m * knobs.mix

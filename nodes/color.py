@@ -40,7 +40,7 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, MixKnob, select_channels
+from ._common import ChannelsKnob, MixKnob, mask_weight, select_channels
 
 T = torch.Tensor
 
@@ -352,21 +352,9 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
-def _mask_weight(node: Node, ctx: Context, img: Image, mix: float) -> T | float:
-    """``mix``, times the mask input's chosen channel where a mask is connected (absent: black)."""
-    if not ctx.has_input("mask"):
-        return mix
-    mask = ctx.input("mask")
-    k = node.knobs
-    mask = mask.to(img.device).crop_to(img.bbox)
-    name = k.maskChannelInput.strip()
-    if name in mask.channels:
-        m = mask.channel(name).to(_work_dtype(img.dtype))
-    else:
-        m = torch.zeros(img.pixels.shape[1:], device=img.device, dtype=_work_dtype(img.dtype))
-    if k.invert_mask:
-        m = 1 - m
-    return m * mix
+def _mask_weight(node: Node, ctx: Context, img: Image) -> T | float:
+    """``mix`` times the mask over the image's data window, in the working precision."""
+    return mask_weight(ctx, node.knobs, img.bbox, device=img.device, dtype=_work_dtype(img.dtype))
 
 
 def _blend(before: T, after: T, weight: T | float) -> T:
@@ -403,7 +391,7 @@ class _PerChannelOp(Node, abstract=True):
         if not names:
             return img
         work = _work_dtype(img.dtype)
-        weight = _mask_weight(self, ctx, img, self.knobs.mix)
+        weight = _mask_weight(self, ctx, img)
         pixels = img.pixels.clone()
         for name in names:
             i = img.index(name)
@@ -695,7 +683,7 @@ class OCIOColorSpace(_TripleOp):
         return problems
 
     def weight(self, ctx: Context, img: Image) -> T | float:
-        return _mask_weight(self, ctx, img, self.knobs.mix)
+        return _mask_weight(self, ctx, img)
 
     def convert(self, rgb: T) -> T:
         from nodegraph import color

@@ -19,7 +19,7 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, MixKnob
+from ._common import ChannelsKnob, MixKnob, mask_weight
 from .shuffle import assemble
 
 
@@ -124,12 +124,7 @@ class Copy(Node):
         img_a, img_b = img_a.crop_to(box), img_b.crop_to(box)
         zeros = torch.zeros((box.height, box.width), device=img_b.device, dtype=img_b.dtype)
 
-        weight: torch.Tensor | float = k.mix
-        if ctx.has_input("mask"):
-            mask = ctx.input("mask").to(img_b.device, img_b.dtype).crop_to(box)
-            name = k.maskChannelInput.split(",")[0].strip()
-            m = mask.channel(name) if name in mask.channels else zeros
-            weight = (1 - m if k.invert_mask else m) * k.mix
+        weight = mask_weight(ctx, k, box, device=img_b.device, dtype=img_b.dtype)
 
         planes: dict[str, torch.Tensor] = {}
         for dst, src in wanted.items():

@@ -26,7 +26,7 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, MixKnob
+from ._common import ChannelsKnob, MixKnob, mask_weight
 
 T = torch.Tensor
 
@@ -224,13 +224,7 @@ class Merge2(Node):
         a, b = plane(img_a, ALPHA), plane(img_b, ALPHA)
         op = OPERATIONS[k.operation]
 
-        weight: T | float = k.mix
-        mask_img = ctx.input("mask") if ctx.has_input("mask") else None
-        if mask_img is not None:
-            m = plane(mask_img.to(img_b.device).crop_to(box), k.maskChannelInput.split(",")[0].strip())
-            if k.invert_mask:
-                m = 1 - m
-            weight = m * k.mix
+        weight = mask_weight(ctx, k, box, device=img_b.device, dtype=work)
 
         names = list(img_b.channels)
         planes = {n: img_b.pixels[i] for i, n in enumerate(names)}
