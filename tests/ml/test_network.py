@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodegraph.ml import transfer
-from nodegraph.ml.network import (SIZES, NetworkConfig, build_network, count_flops, count_parameters,
-                                  flops_per_pixel, multiscale_l1)
+from nodegraph.ml.network import (SIZES, NetworkConfig, SpaceToDepthNet, build_network, count_flops,
+                                  count_parameters, flops_per_pixel, multiscale_l1, space_to_depth)
 
 # A narrow network with the same structure keeps the shape tests fast on CPU.
 TINY = {"widths": (4, 8, 8), "enc_blocks": (1, 1, 1), "dec_blocks": (1, 1, 1)}
@@ -150,3 +150,40 @@ def test_transfer_properties():
     assert transfer.get("slog1p") == (transfer.encode, transfer.decode)
     with pytest.raises(ValueError):
         transfer.get("gamma")
+
+
+@settings(max_examples=12, deadline=None)
+@given(cin=st.integers(1, 5), cout=st.integers(1, 5), kernel=st.sampled_from([1, 3, 5, 7]),
+       lstm=st.booleans(), scales=st.integers(1, 3), h=st.integers(1, 41), w=st.integers(1, 41),
+       seed=st.integers(0, 2**16))
+def test_space_to_depth_form_is_the_same_function(cin, cout, kernel, lstm, scales, h, w, seed):
+    """The fast inference form (level 0 on 2x2 pixel blocks) computes what the network computes,
+    for any kernel size, channel counts, image size, with and without the ConvLSTM; the original
+    network is left untouched and shares its level-1/2 weights."""
+    torch.manual_seed(seed)
+    cfg = NetworkConfig(cin, cout, kernel=kernel, lstm=lstm, scales=scales,
+                        residual=False if cin < cout else None, **TINY)
+    net = build_network(cfg).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():  # random weights everywhere (init leaves some near zero)
+            p.normal_(0, 0.05)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fast = space_to_depth(net)
+    assert isinstance(fast, SpaceToDepthNet) and fast.enc1 is net.enc1 and fast.lstm is net.lstm
+    assert fast.stem.weight.shape[:2] == (4 * cfg.widths[0], 4 * (cin + cout))
+    x = torch.randn(2, cin, h, w, dtype=torch.float64)
+    with torch.no_grad():
+        expect, got = net(x), fast(x)
+    assert got.shape == expect.shape == (2, cout, h, w)
+    scale = expect.abs().max().item() + 1.0
+    assert (got - expect).abs().max().item() <= 1e-9 * scale
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+
+
+def test_space_to_depth_rejects_unsupported_transposed_convs():
+    from torch import nn
+
+    from nodegraph.ml.network import _s2d_transposed_conv
+
+    with pytest.raises(ValueError, match="stride-2"):
+        _s2d_transposed_conv(nn.ConvTranspose2d(4, 4, 3, stride=1))
