@@ -8,7 +8,10 @@ depend on their values), at 1920x1080 and 3840x2160, float32 and half:
   ``.half()`` weights and input for half), no tiling;
 - UHD also with the node's tiling forced small enough to keep within 4 GiB.
 FLOPs per frame are counted analytically (``nodegraph.ml.network.count_flops``); achieved TFLOP/s
-is compared with the GPU's dense bf16 matmul rate measured in the same run.
+is compared with the GPU's dense bf16 matmul rate measured in the same run. These are the model's
+FLOPs: on CUDA the node runs the network in its space-to-depth form, which multiplies some exact
+zeros too (medium at HD: 4385 GFLOP executed for 4033 GFLOP of model, 1.087x); only the model's
+count is credited.
 
     python benchmarks/inference_speed.py [--sizes small,medium,large] [--frames 20]
 Targets (H100): medium in half >= 40% of the matmul rate (about 50-60 fps at HD), >= 1.5x the
