@@ -322,9 +322,19 @@ def _tap_radius(taps: list[int]) -> int:
     return max(max(taps), -min(taps), 0)
 
 
+def _check_conv(conv: nn.Conv2d, stride: int) -> None:
+    k = conv.kernel_size[0]
+    if conv.kernel_size != (k, k) or k % 2 != 1 or conv.stride != (stride, stride) \
+            or conv.padding != (k // 2, k // 2) or conv.dilation != (1, 1) or conv.groups != 1 \
+            or conv.bias is None or conv.padding_mode != "zeros":
+        raise ValueError(f"only square odd-kernel stride-{stride} convs with 'same' zero padding and a "
+                         f"bias are supported, not {conv}")
+
+
 def _s2d_conv(conv: nn.Conv2d) -> nn.Conv2d:
     """A stride-1 ``k x k`` conv (padding ``k // 2``) as a conv on space-to-depth images:
     ``[N, 4C, H/2, W/2] -> [N, 4Cout, H/2, W/2]``, output channel ``co * 4 + 2 * py + px``."""
+    _check_conv(conv, 1)
     w = conv.weight.detach()
     cout, cin, k, _ = w.shape
     r = k // 2
@@ -346,6 +356,7 @@ def _s2d_conv(conv: nn.Conv2d) -> nn.Conv2d:
 def _s2d_strided_conv(conv: nn.Conv2d) -> nn.Conv2d:
     """A stride-2 ``k x k`` conv (padding ``k // 2``) reading a space-to-depth image: a stride-1
     conv ``[N, 4C, H/2, W/2] -> [N, Cout, H/2, W/2]`` (input phase q, block offset a: tap 2a + q)."""
+    _check_conv(conv, 2)
     w = conv.weight.detach()
     cout, cin, k, _ = w.shape
     r = k // 2
@@ -368,7 +379,8 @@ def _s2d_transposed_conv(conv: nn.ConvTranspose2d) -> nn.Conv2d:
     w = conv.weight.detach()  # [Cin, Cout, K, K]
     cin, cout, k, _ = w.shape
     pad = conv.padding[0]
-    if conv.stride != (2, 2) or conv.padding[0] != conv.padding[1] or conv.output_padding != (0, 0)             or conv.dilation != (1, 1) or conv.groups != 1:
+    if conv.stride != (2, 2) or conv.padding[0] != conv.padding[1] or conv.output_padding != (0, 0) \
+            or conv.dilation != (1, 1) or conv.groups != 1 or conv.kernel_size != (k, k) or conv.bias is None:
         raise ValueError("only square stride-2 transposed convs without output padding are supported")
     entries = [(p, d, p + pad - 2 * d) for p in (0, 1) for d in range(-k, k + 1) if 0 <= p + pad - 2 * d < k]
     big = _tap_radius([d for _, d, _ in entries])

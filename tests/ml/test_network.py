@@ -180,10 +180,17 @@ def test_space_to_depth_form_is_the_same_function(cin, cout, kernel, lstm, scale
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
 
 
-def test_space_to_depth_rejects_unsupported_transposed_convs():
+def test_space_to_depth_rejects_layers_it_cannot_rewrite():
     from torch import nn
 
-    from nodegraph.ml.network import _s2d_transposed_conv
+    from nodegraph.ml.network import _s2d_conv, _s2d_strided_conv, _s2d_transposed_conv
 
     with pytest.raises(ValueError, match="stride-2"):
         _s2d_transposed_conv(nn.ConvTranspose2d(4, 4, 3, stride=1))
+    for conv in (nn.Conv2d(4, 4, 5, padding=1), nn.Conv2d(4, 4, 4, padding=2),
+                 nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),
+                 nn.Conv2d(4, 4, 3, stride=2, padding=1)):
+        with pytest.raises(ValueError, match="stride-1"):
+            _s2d_conv(conv)
+    with pytest.raises(ValueError, match="stride-2"):
+        _s2d_strided_conv(nn.Conv2d(4, 4, 5, padding=2))
