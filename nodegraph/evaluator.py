@@ -3,8 +3,11 @@
 To evaluate ``(node, frame)`` the evaluator first walks what each node *declares* it needs
 (``Node.needs``: input name and frame) and hashes bottom-up: a node's hash is its type and knob
 digest, any per-frame extra (file size and mtime for readers) and its needs' hashes. Then it
-computes only what is not cached, bottom-up, without recursion (deep chains are fine). Nodes
-that ask ``ctx.input`` for something they did not declare still work: that is pulled on demand.
+computes only what is not cached, bottom-up, without recursion (deep chains are fine).
+
+A node may only pull what it declared: an input pulled at a frame ``needs`` did not name would
+not be in the hash, so after an upstream change the cache would serve a stale image. Such a pull
+raises ``EvaluationError`` naming the node, input and frame, instead of being served silently.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 class Context:
     """What a node sees while computing one frame: frame, device, precision and its inputs."""
 
-    __slots__ = ("frame", "device", "dtype", "node", "connected", "_evaluator", "_results", "_needs")
+    __slots__ = ("frame", "device", "dtype", "node", "connected", "_evaluator", "_results", "_needs", "_sealed")
 
     def __init__(self, evaluator: "Evaluator", node: "Node", frame: int, device: torch.device,
                  dtype: torch.dtype, connected: dict[str, "Node"]) -> None:
@@ -52,6 +55,8 @@ class Context:
         self._evaluator = evaluator
         self._results: dict[tuple[str, int], Image] = {}
         self._needs: list[tuple[str, int]] = []
+        #: Set while the evaluator computes the node: only declared needs may be pulled then.
+        self._sealed = False
 
     def has_input(self, name: str) -> bool:
         return name in self.connected
@@ -66,6 +71,12 @@ class Context:
         if src is None:
             self.node.input_spec(name)  # unknown input name -> GraphError
             return None
+        if self._sealed:
+            raise EvaluationError(
+                f"pulled input {name!r} at frame {frame}, which needs() did not declare (declared: "
+                f"{', '.join(f'{n}@{f}' for n, f in self._needs) or 'nothing'}); an undeclared pull is "
+                "not in the hash, so the cache could serve a stale image: declare it in needs()",
+                node=self.node.name, frame=self.frame)
         img = self._evaluator.evaluate(src, frame, device=self.device, dtype=self.dtype)
         self._results[(name, frame)] = img
         return img
@@ -145,6 +156,7 @@ class Evaluator:
                 for inp, dkey in plan.deps[key]:
                     src = self.graph.inputs_of(node)[inp]
                     ctx._results[(inp, dkey[1])] = self.evaluate(src, dkey[1], device=dev, dtype=dt)
+                ctx._sealed = True
                 ctxs.append(ctx)
             try:
                 images = node.compute_batch(ctxs)
@@ -247,6 +259,7 @@ class _Plan:
                     if src is None:
                         continue
                     deps.append((inp, (src.name, int(nf))))
+                ctx._needs = [(inp, dkey[1]) for inp, dkey in deps]
                 if through is not None and not deps:
                     raise GraphError(f"input {through!r} to pass through is not connected", node=n.name, frame=f)
                 self.deps[key] = deps
@@ -331,6 +344,7 @@ class _Plan:
         return results[root]
 
     def _compute(self, node: "Node", ctx: Context) -> Image:
+        ctx._sealed = True
         try:
             img = node.compute(ctx)
         except NodeGraphError as err:

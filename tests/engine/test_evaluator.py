@@ -62,6 +62,18 @@ class EvalTestPrevFrame(Node):
         return ctx.input("input", ctx.frame - 1)
 
 
+class EvalTestDeclaredNext(Node):
+    """Test-only: pulls the next frame of its input, declared in ``needs``."""
+
+    inputs = (Input("input"),)
+
+    def needs(self, ctx: Context):
+        return [("input", ctx.frame + 1)]
+
+    def compute(self, ctx: Context) -> Image:
+        return ctx.input("input", ctx.frame + 1)
+
+
 class EvalTestUndeclared(Node):
     """Test-only: pulls the next frame of its input without declaring it in ``needs``."""
 
@@ -420,12 +432,29 @@ def test_node_pulling_previous_frame():
     assert torch.all(g.evaluate(prev, 10).pixels == 18)
 
 
-def test_undeclared_pull_still_works():
+def test_undeclared_pull_is_an_error_naming_node_input_and_frame():
+    # Before: served on demand, outside the hash; after an upstream change the cache gave the old
+    # image. Now the pull itself fails, naming node, input and frame.
     g = ng.Graph()
     src = g.add("EvalTestFrame", "Src")
     nxt = g.add("EvalTestUndeclared", "Next", input=src)
+    with pytest.raises(EvaluationError) as info:
+        g.evaluate(nxt, 4)
+    err = info.value
+    assert err.node == "Next" and err.frame == 4
+    assert "'input' at frame 5" in str(err) and "needs()" in str(err)
+    assert ran(g) == {}
+
+
+def test_declared_pull_of_another_frame_follows_upstream_changes():
+    g = ng.Graph()
+    src = g.add("EvalTestFrame", "Src")
+    nxt = g.add("EvalTestDeclaredNext", "Next", input=src)
     assert torch.all(g.evaluate(nxt, 4).pixels == 5)
-    assert ran(g) == {"Src": 1, "Next": 1}
+    src.set(scale=3.0)
+    assert torch.all(g.evaluate(nxt, 4).pixels == 15), "an upstream change must not be served stale"
+    # only the declared frame was pulled
+    assert ran(g) == {"Src": 2, "Next": 2}
 
 
 # --- precision and device ------------------------------------------------------------------------
