@@ -1,0 +1,264 @@
+"""Knob values that change over time: curves and expressions on whole knobs or single components.
+
+A numeric knob (float, int, bool, or a fixed-length tuple of them such as a colour or a
+translate) holds either a plain value or an *animated* value:
+
+- a :class:`~nodegraph.curve.Curve` or an :class:`~nodegraph.expression.Expression` for the
+  whole knob (on a tuple knob it applies to every component, as in Nuke);
+- a list with one entry per component, each a number, a curve or an expression
+  (``[0.0, Curve(...), Expression("frame/10")]``).
+
+JSON forms, as saved in documents: ``{"curve": ...}`` (the curve's own form), ``{"expression":
+"frame / 10"}``, and lists mixing them with numbers.
+
+:class:`Animated` resolves such a value at a frame. Expressions reference other knobs through a
+``resolve`` callback given by the owner (the node), which looks them up in its graph; reference
+cycles are caught with the path that forms them.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import KnobError, NodeGraphError
+
+#: Component names usable after a knob reference (``Grade1.white.r``, ``Transform1.translate.x``).
+COMPONENT_NAMES = {"r": 0, "g": 1, "b": 2, "a": 3, "x": 0, "y": 1, "z": 2, "w": 3, "u": 0, "v": 1,
+                   "red": 0, "green": 1, "blue": 2, "alpha": 3}
+
+
+def _curve_type() -> type:
+    from .curve import Curve
+
+    return Curve
+
+
+def _expression_type() -> type:
+    from .expression import Expression
+
+    return Expression
+
+
+def is_animated(value: Any) -> bool:
+    """True for a curve, an expression, their JSON forms, or a list holding any of them."""
+    if isinstance(value, (list, tuple)):
+        return any(_is_animated_item(v) for v in value)
+    return _is_animated_item(value)
+
+
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+def _is_animated_item(value: Any) -> bool:
+    if isinstance(value, _PLAIN):  # the common case, decided without importing anything
+        return False
+    if isinstance(value, dict):
+        return "curve" in value or set(value) == {"expression"}
+    return isinstance(value, (_curve_type(), _expression_type()))
+
+
+def _item_from(value: Any, where: str) -> Any:
+    """One component: a number stays a number; JSON forms become Curve / Expression objects."""
+    if isinstance(value, dict):
+        if set(value) == {"expression"}:
+            text = value["expression"]
+            if not isinstance(text, str):
+                raise KnobError(f"{where}: an expression must be text, got {type(text).__name__}")
+            return _expression_type()(text)
+        if "curve" in value:
+            return _curve_type().from_json(value)
+        raise KnobError(f"{where}: an animated value is {{'curve': ...}} or {{'expression': '...'}}, "
+                        f"got keys {sorted(value)}")
+    if isinstance(value, (_curve_type(), _expression_type())):
+        return value
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return value
+    raise KnobError(f"{where}: a component must be a number, a curve or an expression, "
+                    f"got {type(value).__name__}")
+
+
+def _item_json(item: Any) -> Any:
+    if isinstance(item, _curve_type()):
+        return item.to_json()
+    if isinstance(item, _expression_type()):
+        return {"expression": item.text}
+    return item
+
+
+# --- what a knob's annotation allows ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shape:
+    """Numeric shape of a knob: the component counts it accepts (1 = a scalar) and the base type."""
+
+    counts: frozenset[int]
+    base: type  # float, int or bool
+
+
+def knob_shape(annotation: Any) -> Shape | None:
+    """The numeric shape of a knob annotation, or None if the knob cannot be animated."""
+    counts: set[int] = set()
+    bases: set[type] = set()
+
+    def visit(ann: Any) -> bool:
+        origin = typing.get_origin(ann)
+        if origin is typing.Annotated:
+            return visit(typing.get_args(ann)[0])
+        if origin in (types.UnionType, typing.Union):
+            return all(visit(a) for a in typing.get_args(ann) if a is not type(None))
+        if origin is tuple:
+            args = typing.get_args(ann)
+            if not args or Ellipsis in args:
+                return False
+            inner = {a for a in args}
+            if not inner <= {float, int, bool}:
+                return False
+            counts.add(len(args))
+            bases.update(inner)
+            return True
+        if ann in (float, int, bool):
+            counts.add(1)
+            bases.add(ann)
+            return True
+        return False
+
+    if not visit(annotation) or not counts:
+        return None
+    base = float if float in bases else int if int in bases else bool
+    return Shape(frozenset(counts), base)
+
+
+# --- animated values ------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _stack() -> list[tuple[int, str]]:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+class Animated:
+    """An animated knob value: one curve/expression for the whole knob, or one item per component.
+
+    ``resolve(frame, lookup)`` gives the plain value at ``frame``; ``lookup(reference, frame,
+    component)`` is the owner's way to read other knobs an expression refers to.
+    """
+
+    __slots__ = ("whole", "items", "shape", "owner_name", "knob")
+
+    def __init__(self, value: Any, shape: Shape, *, owner_name: str, knob: str) -> None:
+        self.shape, self.owner_name, self.knob = shape, owner_name, knob
+        where = "value"
+        if isinstance(value, (list, tuple)):
+            if len(value) not in shape.counts:
+                want = " or ".join(str(c) for c in sorted(shape.counts))
+                raise KnobError(f"{len(value)} components given, the knob has {want}", node=owner_name, knob=knob)
+            self.whole = None
+            self.items = tuple(_item_from(v, f"{where}[{i}]") for i, v in enumerate(value))
+        else:
+            self.whole = _item_from(value, where)
+            self.items = None
+
+    # --- forms ----------------------------------------------------------------------------------
+    def to_json(self) -> Any:
+        if self.items is None:
+            return _item_json(self.whole)
+        return [_item_json(v) for v in self.items]
+
+    def expressions(self) -> list[tuple[int | None, Any]]:
+        """``(component index or None for the whole knob, Expression)`` pairs."""
+        E = _expression_type()
+        if self.items is None:
+            return [(None, self.whole)] if isinstance(self.whole, E) else []
+        return [(i, v) for i, v in enumerate(self.items) if isinstance(v, E)]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Animated) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:  # pragma: no cover - not used as a key
+        return hash(repr(self.to_json()))
+
+    def __repr__(self) -> str:
+        return f"Animated({self.to_json()!r})"
+
+    # --- values ---------------------------------------------------------------------------------
+    def _item_value(self, item: Any, frame: float, component: int | None,
+                    lookup: Callable[[Any, float, int | None], Any]) -> float:
+        if isinstance(item, (int, float)):
+            return item
+        if isinstance(item, _curve_type()):
+            return item.evaluate(frame)
+        return item.evaluate(frame, lambda ref, f: lookup(ref, f, component))
+
+    def resolve(self, frame: float, lookup: Callable[[Any, float, int | None], Any]) -> Any:
+        """The plain knob value at ``frame`` (scalar or tuple, of the knob's base type)."""
+        key = (id(self), f"{self.owner_name}.{self.knob}@{frame}")
+        stack = _stack()
+        if any(k[0] == key[0] for k in stack):
+            path = [k[1].split("@")[0] for k in stack[[k[0] for k in stack].index(key[0]):]]
+            raise KnobError("expression reference cycle: " + " -> ".join(path + [path[0]]),
+                            node=self.owner_name, knob=self.knob)
+        stack.append(key)
+        try:
+            if self.items is not None:
+                values = tuple(self._item_value(v, frame, i, lookup) for i, v in enumerate(self.items))
+            else:
+                counts = sorted(self.shape.counts)
+                n = 1 if 1 in self.shape.counts else counts[-1]
+                if n == 1:
+                    values = (self._item_value(self.whole, frame, None, lookup),)
+                else:
+                    values = tuple(self._item_value(self.whole, frame, i, lookup) for i in range(n))
+        except NodeGraphError as err:
+            raise err.with_context(node=self.owner_name, knob=self.knob, frame=_frame_int(frame))
+        except (ArithmeticError, ValueError) as err:
+            raise KnobError(f"cannot evaluate at frame {frame:g}: {err}", node=self.owner_name, knob=self.knob,
+                            frame=_frame_int(frame)) from None
+        finally:
+            stack.pop()
+        values = tuple(_cast(v, self.shape.base, self.owner_name, self.knob, frame) for v in values)
+        return values[0] if len(values) == 1 else values
+
+
+def _frame_int(frame: float) -> int | None:
+    return int(frame) if float(frame).is_integer() else None
+
+
+def _cast(value: Any, base: type, node: str, knob: str, frame: float) -> Any:
+    if isinstance(value, tuple):
+        raise KnobError(f"at frame {frame:g} an expression gave {len(value)} values where one is needed "
+                        "(name a component, e.g. .x or .r)", node=node, knob=knob, frame=_frame_int(frame))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise KnobError(f"at frame {frame:g} the value {value!r} is not a number", node=node, knob=knob,
+                        frame=_frame_int(frame)) from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise KnobError(f"at frame {frame:g} the value is {v} (not finite)", node=node, knob=knob,
+                        frame=_frame_int(frame))
+    if base is bool:
+        return v != 0.0
+    if base is int:
+        return int(v)  # Nuke truncates towards zero when an int knob holds an expression
+    return v
+
+
+def component_of(value: Any, component: str | int | None, index_hint: int | None, where: str) -> Any:
+    """Pick a component of a knob value for a reference: by name/index, else the caller's own index."""
+    if not isinstance(value, tuple):  # a scalar knob (a single-value colour): every component is it
+        return value
+    if component is None:
+        if index_hint is not None and index_hint < len(value):
+            return value[index_hint]
+        return value[0]
+    idx = component if isinstance(component, int) else COMPONENT_NAMES.get(str(component))
+    if idx is None or not 0 <= idx < len(value):
+        raise KnobError(f"{where} has no component {component!r} (it has {len(value)})")
+    return value[idx]
