@@ -11,37 +11,67 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from .errors import NodeGraphError, ValidationError
+from .errors import DocumentError, KnobError, NodeGraphError, ValidationError, safe_repr
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Headless, Nuke-style compositing with shot-specific machine learning.")
-console = Console(stderr=True)
-out = Console()
+# Everything printed holds user text (paths, knob values, node types, file metadata), so neither
+# console reads rich markup or emoji codes: a "[/user]" or ":cat:" prints as written. Styled words
+# come only from line() and styled table cells.
+console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+out = Console(markup=False, emoji=False, highlight=False)
+
+def line(*parts: str | tuple[str, str]) -> Text:
+    """One line of output: ``str`` parts are user text, printed exactly as written; ``(text, style)``
+    pairs are this module's own styled words."""
+    return Text.assemble(*parts)
+
+
+def say(con: Console, *parts: str | tuple[str, str]) -> None:
+    """Print :func:`line` ``(*parts)`` unwrapped (a log keeps a long path on one line)."""
+    con.print(line(*parts), soft_wrap=True)
 
 
 def _fail(err: BaseException, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+    say(console, ("error:", "bold red"), f" {err}")
     raise typer.Exit(code)
 
 
+def _device_option(value: Optional[str]) -> Optional[str]:
+    """Check --device up front, so a typo is a usage error listing the valid devices."""
+    from .render import resolve_render_device
+
+    if value is not None:
+        try:
+            resolve_render_device(value)
+        except NodeGraphError as err:
+            raise typer.BadParameter(str(err)) from None
+    return value
+
+
 def _parse_value(text: str) -> Any:
+    from .document import decode_json
+
     try:
-        return json.loads(text)
+        return decode_json(text)
     except json.JSONDecodeError:
         return text
 
 
 def apply_overrides(graph: Any, overrides: list[str]) -> None:
     """Apply ``NODE.KNOB=VALUE`` overrides; VALUE is JSON if it parses, else a string."""
-    from .errors import KnobError
-
     for item in overrides:
         target, eq, value = item.partition("=")
         node, dot, knob = target.partition(".")
         if not eq or not dot or not node or not knob:
-            raise KnobError(f"--set {item!r}: expected NODE.KNOB=VALUE")
-        graph.node(node).set(**{knob: _parse_value(value)})
+            raise KnobError(f"--set {safe_repr(item, 200)}: expected NODE.KNOB=VALUE")
+        try:
+            parsed = _parse_value(value)
+        except DocumentError as err:
+            raise KnobError(f"--set value {err.message}", node=node, knob=knob) from None
+        graph.node(node).set(**{knob: parsed})
 
 
 @app.command()
@@ -51,7 +81,7 @@ def render(
     write: list[str] = typer.Option([], "--write", "-w", help="Write node to render (repeatable); default all."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Frames rendered in parallel."),
     processes: bool = typer.Option(False, "--processes", help="Run workers as processes instead of threads."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option("cpu", "--device", callback=_device_option, help="cpu, cuda, cuda:N or auto."),
     set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip frames whose output file exists."),
     half: bool = typer.Option(False, "--half", help="Evaluate in half precision."),
@@ -66,7 +96,7 @@ def render(
         graph = Graph.load(graph_file)
         apply_overrides(graph, set_)
         progress = Progress(TextColumn("[bold]render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TimeRemainingColumn(), TextColumn("{task.description}"), console=console,
+                            TimeRemainingColumn(), TextColumn("{task.description}", markup=False), console=console,
                             transient=False)
         task = None
 
@@ -76,7 +106,7 @@ def render(
 
         def on_progress(node: str, frame: int, path: str | None, error: str | None) -> None:
             if error is not None:
-                progress.console.print(f"[red]failed[/] {node} frame {frame}: {error}", highlight=False)
+                say(progress.console, ("failed", "red"), f" {node} frame {frame}: {error}")
             progress.update(task, advance=1, description=f"{node} {frame}")
 
         with progress:
@@ -90,11 +120,11 @@ def render(
     summary = (f"{len(result.written)} frame(s) written, {len(result.skipped)} skipped, "
                f"{len(result.failed)} failed in {result.seconds:.1f}s")
     if result.failed:
-        console.print(f"[bold red]{summary}[/]")
+        say(console, (summary, "bold red"))
         for (node, frame), msg in sorted(result.failed.items()):
-            console.print(f"  [red]{node} frame {frame}[/]: {msg}", highlight=False)
+            say(console, "  ", (f"{node} frame {frame}", "red"), f": {msg}")
         raise typer.Exit(1)
-    console.print(f"[green]{summary}[/]")
+    say(console, (summary, "green"))
 
 
 @app.command()
@@ -103,7 +133,8 @@ def train(
     node: Optional[str] = typer.Option(None, "--node", "-n", help="CopyCat node to train; default: the only one."),
     epochs: Optional[float] = typer.Option(None, "--epochs", min=0.0, help="Override the node's epochs."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Train exactly this many steps in total."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto; default: useGPUIfAvailable."),
+    device: Optional[str] = typer.Option(None, "--device", callback=_device_option,
+                                         help="cpu, cuda, cuda:N or auto; default: useGPUIfAvailable."),
     resume: bool = typer.Option(False, "--resume", help="Continue from NAME.ost in the data directory."),
     compile_: bool = typer.Option(False, "--compile", help="Compile the network with torch.compile (CUDA)."),
     log_every: int = typer.Option(10, "--log-every", min=1, help="Steps per line of the summary file."),
@@ -130,19 +161,19 @@ def train(
         _fail(err)
 
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} steps/s"),
+                        TextColumn("loss {task.fields[loss]}", markup=False),
+                        TextColumn("{task.fields[rate]} steps/s", markup=False),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
     task = None
 
     def on_event(kind: str, info: dict) -> None:
         nonlocal task
         if kind == "plan":
-            console.print(
-                f"[bold]{info['node']}[/]: {info['dataset_size']} frame pair(s), batch {info['batch_size']}, "
+            say(console, (str(info["node"]), "bold"),
+                f": {info['dataset_size']} frame pair(s), batch {info['batch_size']}, "
                 f"crop {info['crop_size']}, {info['parameters']:,} weights on {info['device']}; "
                 f"Total Steps = {info['total_steps']:,} ({info['epochs']:g} epochs)"
-                + (f", resuming at step {info['start_step']:,}" if info["start_step"] else ""), highlight=False,
-                soft_wrap=True)
+                + (f", resuming at step {info['start_step']:,}" if info["start_step"] else ""))
             progress.start()
             task = progress.add_task("", total=info["total_steps"], completed=info["start_step"], loss="-", rate="-")
         elif kind == "log" and task is not None:
@@ -151,9 +182,9 @@ def train(
         elif kind == "step" and task is not None:
             progress.update(task, completed=info["step"])
         elif kind == "warning":
-            progress.console.print(f"[yellow]warning:[/] {info['message']}", highlight=False)
+            say(progress.console, ("warning:", "yellow"), f" {info['message']}")
         elif kind == "checkpoint":
-            progress.console.print(f"checkpoint {info['path']}", highlight=False)
+            say(progress.console, f"checkpoint {info['path']}")
 
     try:
         with progress:
@@ -161,16 +192,16 @@ def train(
                                compile=compile_, log_every=log_every, on_event=on_event)
     except TrainingInterrupted as stop:
         r = stop.result
-        console.print(f"[yellow]interrupted at step {r.step:,} of {r.total_steps:,}[/]; checkpoint and "
-                      f"{r.state_path} written; continue with --resume", highlight=False)
+        say(console, (f"interrupted at step {r.step:,} of {r.total_steps:,}", "yellow"),
+            f"; checkpoint and {r.state_path} written; continue with --resume")
         raise typer.Exit(130)
     except ValidationError as err:
         _fail(err, 2)
     except NodeGraphError as err:
         _fail(err)
     loss = "-" if result.final_loss is None else f"{result.final_loss:.4g}"
-    console.print(f"[green]trained {result.step:,} step(s) in {result.seconds:.1f}s, loss {loss}[/]", highlight=False)
-    out.print(str(result.model_path), highlight=False)
+    say(console, (f"trained {result.step:,} step(s) in {result.seconds:.1f}s, loss {loss}", "green"))
+    say(out, str(result.model_path))
 
 
 @app.command()
@@ -188,9 +219,9 @@ def validate(graph_file: Path = typer.Argument(..., metavar="GRAPH"),
         out.print_json(json.dumps([i.as_dict() for i in issues]))
     elif issues:
         for issue in issues:
-            out.print(str(issue), highlight=False)
+            say(out, str(issue))
     else:
-        out.print(f"{graph_file}: OK ({len(graph)} nodes)")
+        say(out, f"{graph_file}: OK ({len(graph)} nodes)")
     if issues:
         raise typer.Exit(1)
 
@@ -203,21 +234,21 @@ def nodes(type_name: Optional[str] = typer.Argument(None, metavar="[TYPE]", help
     if type_name is None:
         table = Table("type", "category", "description", box=None)
         for name, cls in registry.types().items():
-            table.add_row(name, cls.category, (cls.__doc__ or "").strip().splitlines()[0])
+            table.add_row(Text(name), Text(cls.category), Text(((cls.__doc__ or "").strip().splitlines() or [""])[0]))
         out.print(table)
         return
     try:
         cls = registry.get(type_name)
     except NodeGraphError as err:
         _fail(err)
-    out.print(f"[bold]{cls.type_name}[/] ({cls.category})\n{(cls.__doc__ or '').strip()}\n")
+    say(out, (cls.type_name, "bold"), f" ({cls.category})\n{(cls.__doc__ or '').strip()}\n")
     if cls.inputs:
-        out.print("[bold]inputs[/]")
+        say(out, ("inputs", "bold"))
         for spec in cls.inputs:
-            out.print(f"  {spec.name}{'' if spec.required else ' (optional)'}: {spec.doc}", highlight=False)
+            say(out, f"  {spec.name}{'' if spec.required else ' (optional)'}: {spec.doc}")
     table = Table("knob", "type", "default", "description", box=None)
     for k in knob_docs(cls):
-        table.add_row(k["name"], k["type"], json.dumps(k["default"]), " ".join(k["doc"].split()))
+        table.add_row(Text(k["name"]), Text(k["type"]), Text(json.dumps(k["default"])), Text(" ".join(k["doc"].split())))
     out.print(table)
 
 
@@ -237,11 +268,11 @@ def info(file: Path = typer.Argument(..., metavar="FILE"),
         return
     for key, value in data.items():
         if isinstance(value, dict):
-            out.print(f"[bold]{key}[/]")
+            say(out, (key, "bold"))
             for k, v in value.items():
-                out.print(f"  {k}: {v}", highlight=False)
+                say(out, f"  {k}: {v}")
         else:
-            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+            say(out, (key, "bold"), f": {value}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -264,7 +295,7 @@ def _jsonable(value: Any) -> Any:
 @app.command()
 def demo(directory: Path = typer.Argument(Path("nodegraph-demo"), metavar="[DIR]"),
          workers: int = typer.Option(2, "--workers", "-j", min=1),
-         device: str = typer.Option("cpu", "--device"),
+         device: str = typer.Option("cpu", "--device", callback=_device_option, help="cpu, cuda, cuda:N or auto."),
          ml: bool = typer.Option(True, "--ml/--no-ml", help="Also train a CopyCat and apply it with Inference."),
          ml_steps: int = typer.Option(150, "--ml-steps", min=1, help="CopyCat training steps.")) -> None:
     """Build a procedural shot, comp it, render EXR and PNG; train a CopyCat on 3 frames and infer the shot."""
@@ -274,8 +305,8 @@ def demo(directory: Path = typer.Argument(Path("nodegraph-demo"), metavar="[DIR]
         report = run_demo(directory, workers=workers, device=device, console=console, ml=ml, ml_steps=ml_steps)
     except NodeGraphError as err:
         _fail(err)
-    for line in report:
-        out.print(line, highlight=False)
+    for text in report:
+        say(out, text)
 
 
 @app.command()
@@ -298,9 +329,11 @@ def compare(
     frame is missing, or NaNs disagree; 2 when the comparison cannot run at all.
     """
     from .compare import compare_sequences
+    from .render import parse_frames
 
     try:
-        result = compare_sequences(a, b, frames=frames, channels=channels, atol=tolerance, diff_dir=diff_dir)
+        frame_list = parse_frames(frames) if frames is not None else None
+        result = compare_sequences(a, b, frames=frame_list, channels=channels, atol=tolerance, diff_dir=diff_dir)
     except NodeGraphError as err:
         _fail(err, 2)
     if as_json:
@@ -314,32 +347,36 @@ def compare(
 def _print_compare(result: Any) -> None:
     from .compare import _psnr_text
 
+    ok, fail = ("ok", "green"), ("FAIL", "bold red")
+
+    def row(frame: int, channel: str, stats: tuple[str, str, str], status: tuple[str, str], note: str = "") -> None:
+        table.add_row(str(frame), Text(channel), *stats, line(status, note))
+
     table = Table("frame", "channel", "max abs", "RMS", "PSNR", "status", box=None)
+    none = ("-", "-", "-")
     for fr in result.frames:
-        status = "[green]ok[/]" if fr.ok else "[bold red]FAIL[/]"
+        status = ok if fr.ok else fail
         if fr.comparison is None:
-            table.add_row(str(fr.frame), "-", "-", "-", "-", f"{status} {fr.error}")
+            row(fr.frame, "-", none, status, f" {fr.error}")
             continue
         for problem in fr.comparison.problems:
-            table.add_row(str(fr.frame), "-", "-", "-", "-", f"{status} {problem}")
+            row(fr.frame, "-", none, status, f" {problem}")
         for c in fr.comparison.channels:
             if c.missing:
-                table.add_row(str(fr.frame), c.channel, "-", "-", "-", f"[bold red]FAIL[/] missing in {c.missing}")
+                row(fr.frame, c.channel, none, fail, f" missing in {c.missing}")
                 continue
-            note = f" {c.nonfinite} NaN/Inf mismatch(es)" if c.nonfinite else ""
-            table.add_row(str(fr.frame), c.channel, f"{c.max_abs:.6g}", f"{c.rms:.6g}", _psnr_text(c.psnr),
-                          ("[green]ok[/]" if c.ok else "[bold red]FAIL[/]") + note)
+            row(fr.frame, c.channel, (f"{c.max_abs:.6g}", f"{c.rms:.6g}", _psnr_text(c.psnr)), ok if c.ok else fail,
+                f" {c.nonfinite} NaN/Inf mismatch(es)" if c.nonfinite else "")
     out.print(table)
     failed = result.failed
     summary = f"{len(result.frames) - len(failed)} of {len(result.frames)} frame(s) match (tolerance {result.atol:g})"
     if failed:
-        console.print(f"[bold red]{summary}; differing: {', '.join(str(f.frame) for f in failed)}[/]",
-                      highlight=False)
+        say(console, (f"{summary}; differing: {', '.join(str(f.frame) for f in failed)}", "bold red"))
         for fr in failed:
             if fr.diff_path:
-                console.print(f"  frame {fr.frame}: difference image {fr.diff_path}", highlight=False)
+                say(console, f"  frame {fr.frame}: difference image {fr.diff_path}")
     else:
-        console.print(f"[green]{summary}[/]", highlight=False)
+        say(console, (summary, "green"))
 
 
 cat_app = typer.Typer(no_args_is_help=True, help="Model files (.cat): package TorchScript, describe, export.")
@@ -368,7 +405,7 @@ def cat_create(
                                            verify=not no_verify, description=description)
     except NodeGraphError as err:
         _fail(err)
-    out.print(str(path), highlight=False)
+    say(out, str(path))
 
 
 def cat_description(meta: dict[str, Any]) -> list[str]:
@@ -409,8 +446,8 @@ def cat_info(file: Path = typer.Argument(..., metavar="FILE"),
     if as_json:
         out.print_json(json.dumps(meta))
         return
-    for line in cat_description(meta):
-        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    for text in cat_description(meta):
+        say(out, text)
 
 
 @cat_app.command("export-torchscript")
@@ -426,16 +463,16 @@ def cat_export_torchscript(
         pt, nk_path = export_torchscript(file, output, nk=nk)
     except NodeGraphError as err:
         _fail(err)
-    out.print(str(pt), highlight=False)
+    say(out, str(pt))
     if nk_path is not None:
-        out.print(str(nk_path), highlight=False)
+        say(out, str(nk_path))
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]")
+        say(console, ("interrupted", "red"))
         sys.exit(130)
 
 

@@ -88,11 +88,20 @@ def build_comp(plate: str, element: str, out_dir: Path) -> Graph:
     return g
 
 
+def _printer(console: Any) -> Any:
+    """``say(text)`` on a rich console, printing ``text`` literally (paths may hold ``[/x]``)."""
+    if console is None:
+        return lambda text: None
+    from rich.text import Text
+
+    return lambda text: console.print(Text(text), soft_wrap=True)
+
+
 def run_demo(directory: Path | str, *, workers: int = 2, device: str = "cpu", console: Any = None,
              ml: bool = True, ml_steps: int = 150) -> list[str]:
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    say = console.print if console is not None else (lambda *a, **k: None)
+    say = _printer(console)
     say(f"building a procedural shot ({WIDTH}x{HEIGHT}, frames {FIRST}-{LAST}) in {directory / 'shot'}")
     plate, element = build_shot(directory)
     graph = build_comp(plate, element, directory / "render")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import pydantic
 
+from .atomic import atomic_write_text
 from .errors import DocumentError, GraphError, NodeGraphError
 from .graph import Graph
 from .node import UnknownNode, registry
@@ -60,18 +61,8 @@ def dumps(graph: Graph, indent: int | None = 2) -> str:
 
 
 def save(graph: Graph, path: str | os.PathLike[str]) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    text = dumps(graph)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise NodeGraphError(f"cannot write graph document: {err.strerror or err}", path=str(path)) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write atomically and durably (:func:`nodegraph.atomic.atomic_write_text`)."""
+    atomic_write_text(path, dumps(graph) + "\n", error=NodeGraphError)
 
 
 def load(path: str | os.PathLike[str], *, strict: bool = True) -> Graph:
@@ -87,19 +78,66 @@ def load(path: str | os.PathLike[str], *, strict: bool = True) -> Graph:
 
 def loads(text: str, *, strict: bool = True, source: str | None = None) -> Graph:
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+        data = decode_json(text, source=source)
+    except json.JSONDecodeError as err:
+        raise DocumentError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", path=source) from None
+    return graph_from_dict(data, strict=strict, source=source)
+
+
+#: Longest integer a document may hold, in digits: far beyond any knob value (and a float's range),
+#: far below Python's 4300-digit limit on parsing one.
+MAX_INT_DIGITS = 300
+
+
+def decode_json(text: str, *, source: str | None = None) -> Any:
+    """``json.loads`` under the document rules, for documents and ``--set`` values alike.
+
+    Raises ``json.JSONDecodeError`` for text that is no JSON, and :class:`DocumentError` naming
+    the JSON path for JSON a document must not hold: NaN or infinite numbers (they could not be
+    saved again), integers of more than :data:`MAX_INT_DIGITS` digits, and an object naming a key
+    twice (Python's json would keep the last silently, losing a node).
+    """
+    try:
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int,
+                          object_pairs_hook=_object)
     except _NonFinite as err:
         raise DocumentError(f"{err.args[0]} is not a JSON number (documents must be saveable again)",
                             path=source) from None
-    except json.JSONDecodeError as err:
-        raise DocumentError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}", path=source) from None
     except RecursionError:
         raise DocumentError("JSON nested too deeply", path=source) from None
-    return graph_from_dict(data, strict=strict, source=source)
+    _check_values(data, source)
+    return data
 
 
 class _NonFinite(ValueError):
     pass
+
+
+class _HugeInt:
+    """Stands for an integer too long to parse, until the walk names its JSON path."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+class _DuplicateKeys(dict):
+    """An object that named some keys more than once (the last value kept), until the walk reports it."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    dup = _DuplicateKeys(obj)
+    dup.duplicates = []
+    for key, _ in pairs:
+        if key in seen and key not in dup.duplicates:
+            dup.duplicates.append(key)
+        seen.add(key)
+    return dup
 
 
 def _reject_constant(name: str) -> Any:
@@ -113,17 +151,35 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def _check_finite(data: Any, source: str | None) -> None:
-    """NaN and infinities load from Python data but could not be saved: reject them up front."""
+def _parse_int(text: str) -> int | _HugeInt:
+    digits = len(text) - text.startswith("-")
+    return _HugeInt(digits) if digits > MAX_INT_DIGITS else int(text)
+
+
+def _check_values(data: Any, source: str | None) -> None:
+    """Reject, naming the JSON path, what a document must not hold (see :func:`decode_json`);
+    NaN and infinities also come from Python data, which could not be saved."""
+    duplicates: list[tuple[str, str]] = []  # (JSON path, key)
     stack: list[tuple[Any, str]] = [(data, "$")]
-    while stack:
+    while stack:  # depth first, in document order
         value, jp = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             raise DocumentError(f"{value} is not a JSON number", json_path=jp, path=source)
+        if isinstance(value, _HugeInt):
+            raise DocumentError(f"an integer of {value.digits:,} digits is too long (at most {MAX_INT_DIGITS})",
+                                json_path=jp, path=source)
+        if isinstance(value, _DuplicateKeys):
+            duplicates += [(f"{jp}.{k}", k) for k in value.duplicates]
         if isinstance(value, dict):
-            stack.extend((v, f"{jp}.{k}") for k, v in value.items())
+            stack.extend(reversed([(v, f"{jp}.{k}") for k, v in value.items()]))
         elif isinstance(value, list):
-            stack.extend((v, f"{jp}[{i}]") for i, v in enumerate(value))
+            stack.extend(reversed([(v, f"{jp}[{i}]") for i, v in enumerate(value)]))
+    if duplicates:
+        (first, key), *more = duplicates
+        also = (f" (also duplicated: {', '.join(jp for jp, _ in more[:20])}{' ...' if len(more) > 20 else ''})"
+                if more else "")
+        raise DocumentError(f"key {key!r} appears twice in its object; a JSON object names each key once "
+                            f"(a JSON reader would keep only the last){also}", json_path=first, path=source)
 
 
 def _type_name(value: Any) -> str:
@@ -159,7 +215,7 @@ def migrate(data: dict[str, Any], source: str | None = None) -> dict[str, Any]:
 
 def graph_from_dict(data: Any, *, strict: bool = True, source: str | None = None) -> Graph:
     _expect(data, dict, "$", "document", source)
-    _check_finite(data, source)
+    _check_values(data, source)
     data = migrate(data, source)
     unknown = sorted(set(data) - {FORMAT_KEY, "nodes", "links", "metadata"})
     if unknown:

@@ -13,16 +13,18 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
 from .cache import RENDER_CACHE_BYTES
-from .errors import NodeGraphError, RenderError
+from .errors import NodeGraphError, RenderError, safe_repr
 from .evaluator import Evaluator, resolve_device
 from .graph import Graph
+from .frames import frame_problem
 from .node import Node
 
 
@@ -44,11 +46,31 @@ class RenderResult:
             raise RenderError(self.failed)
 
 
+#: Most frames one render covers per output node: the limit ``--frames`` has (fileseq's ten million).
+MAX_RENDER_FRAMES = 10_000_000
+DEVICES = "cpu, cuda, cuda:N (N a GPU index) or auto"
+
+
 def parse_frames(spec: str) -> list[int]:
-    """``"1001-1100"``, ``"1-10x2"``, ``"1,5,10-12"`` -> frame numbers (via fileseq)."""
+    """``"1001-1100"``, ``"1-10x2"``, ``"1,5,10-12"`` -> frame numbers (via fileseq), each within
+    +-:data:`~nodegraph.node.MAX_FRAME` and at most :data:`MAX_RENDER_FRAMES` of them."""
     from nodegraph.io.sequence import parse_frame_range
 
-    return parse_frame_range(spec)
+    frames = parse_frame_range(spec)
+    if frames:
+        for f in (min(frames), max(frames)):
+            problem = frame_problem(f)
+            if problem:
+                raise NodeGraphError(f"frame range {safe_repr(spec, 200)}: frame {f} is {problem}")
+    return frames
+
+
+def resolve_render_device(device: str | torch.device | None) -> torch.device:
+    """:func:`~nodegraph.evaluator.resolve_device`, with a typed error naming the valid devices."""
+    try:
+        return resolve_device(device)
+    except (RuntimeError, ValueError, TypeError):  # torch.device("tpu")
+        raise NodeGraphError(f"unknown device {safe_repr(device, 200)}; use {DEVICES}") from None
 
 
 def _select_outputs(graph: Graph, names: Iterable[str] | None) -> list[Node]:
@@ -65,19 +87,24 @@ def _select_outputs(graph: Graph, names: Iterable[str] | None) -> list[Node]:
     return outputs
 
 
-def plan_jobs(graph: Graph, outputs: list[Node], frames: list[int] | None) -> list[tuple[str, int]]:
-    jobs = []
+def plan_jobs(graph: Graph, outputs: list[Node], frames: Sequence[int] | None) -> list[tuple[Node, Sequence[int]]]:
+    """Each output node with the frames it renders: ``frames``, or its frame range as a lazy
+    ``range`` (a range of a billion frames costs nothing until it is refused here)."""
+    plan: list[tuple[Node, Sequence[int]]] = []
     for node in outputs:
         if frames is not None:
-            node_frames = frames
-        else:
-            rng = graph.frame_range(node)
-            if rng is None:
-                raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
-                                     "pass --frames", node=node.name)
-            node_frames = list(range(rng[0], rng[1] + 1))
-        jobs.extend((node.name, f) for f in node_frames)
-    return jobs
+            plan.append((node, frames))
+            continue
+        rng = graph.frame_range(node)
+        if rng is None:
+            raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
+                                 "pass --frames", node=node.name)
+        count = rng[1] - rng[0] + 1
+        if count > MAX_RENDER_FRAMES:
+            raise NodeGraphError(f"frame range {rng[0]}-{rng[1]} has {count:,} frames, more than one render "
+                                 f"covers ({MAX_RENDER_FRAMES:,}); pick frames with --frames", node=node.name)
+        plan.append((node, range(rng[0], rng[1] + 1)))
+    return plan
 
 
 # --- worker side --------------------------------------------------------------------------------
@@ -136,22 +163,29 @@ def render(
     t0 = time.perf_counter()
     outputs = _select_outputs(graph, writes)
     graph.check(outputs)
-    dev = resolve_device(device)
+    dev = resolve_render_device(device)
     frame_list = parse_frames(frames) if isinstance(frames, str) else frames
-    jobs = plan_jobs(graph, outputs, frame_list)
+    plan = plan_jobs(graph, outputs, frame_list)
     result = RenderResult()
+    is_movie = {node.name: bool(getattr(node, "is_movie", False)) for node, _ in plan}
 
-    todo = []
-    for name, f in jobs:
-        node = graph.node(name)
-        if skip_existing and not getattr(node, "is_movie", False):
-            path = node.output_path(f)
-            if os.path.exists(path):
-                result.skipped.append((name, f, path))
-                continue
-        todo.append((name, f))
+    # jobs are generated, never listed: memory does not grow with the frame range
+    skipped: set[tuple[str, int]] = set()
+    if skip_existing:
+        for node, node_frames in plan:
+            for f in ([] if is_movie[node.name] else node_frames):
+                path = node.output_path(f)
+                if os.path.exists(path):
+                    result.skipped.append((node.name, f, path))
+                    skipped.add((node.name, f))
+    frame_count = sum(len(fr) for node, fr in plan if not is_movie[node.name]) - len(skipped)
     if on_start is not None:
-        on_start(len(todo))
+        on_start(frame_count + sum(len(fr) for node, fr in plan if is_movie[node.name]))
+
+    def frame_jobs() -> Iterator[tuple[str, int]]:
+        for node, node_frames in plan:
+            if not is_movie[node.name]:
+                yield from ((node.name, f) for f in node_frames if (node.name, f) not in skipped)
 
     def record(name: str, f: int, path: str | None, error: str | None) -> None:
         if error is None:
@@ -161,32 +195,28 @@ def render(
         if on_progress is not None:
             on_progress(name, f, path, error)
 
-    movie_jobs = [j for j in todo if getattr(graph.node(j[0]), "is_movie", False)]
-    frame_jobs = [j for j in todo if j not in set(movie_jobs)]
     workers = max(1, int(workers))
     if dev.type == "cuda":
         workers = 1  # one process owns the GPU; frames still batch through its cache
     if cache_bytes is None:
         cache_bytes = RENDER_CACHE_BYTES
     ev = Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
-    if workers == 1 or len(frame_jobs) <= 1:
+    if workers == 1 or frame_count <= 1:
         batch_nodes = _batchable_upstream(graph, outputs) if batch_frames > 1 else []
-        step = batch_frames if batch_nodes else max(1, len(frame_jobs))
-        for start in range(0, len(frame_jobs), step):
-            chunk = frame_jobs[start:start + step]
-            if batch_nodes and len(chunk) > 1:
+        jobs = frame_jobs()
+        while chunk := list(islice(jobs, batch_frames if batch_nodes else 1)):
+            if len(chunk) > 1:
                 _compute_ahead(ev, batch_nodes, sorted({f for _, f in chunk}), dev, dtype)
             for name, f in chunk:
                 record(*_execute(ev, name, f, dev, dtype))
     elif processes:
-        _render_parallel(graph, frame_jobs, workers, dev, dtype, cache_bytes, record)
+        _render_parallel(graph, frame_jobs(), min(workers, frame_count), dev, dtype, cache_bytes, record)
     else:
-        _render_threads(ev, frame_jobs, workers, dev, dtype, record)
-    for name in dict.fromkeys(j[0] for j in movie_jobs):
-        node = graph.node(name)
-        node_frames = [f for n, f in movie_jobs if n == name]
-        for res in node.write_movie(ev, node_frames, device=dev, dtype=dtype):
-            record(*res)
+        _render_threads(ev, frame_jobs(), min(workers, frame_count), dev, dtype, record)
+    for node, node_frames in plan:
+        if is_movie[node.name]:
+            for res in node.write_movie(ev, node_frames, device=dev, dtype=dtype):
+                record(*res)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -213,39 +243,53 @@ def _compute_ahead(ev: Evaluator, nodes: list[Node], frames: list[int], dev: tor
             continue
 
 
-def _render_threads(ev: Evaluator, jobs: list[tuple[str, int]], workers: int, dev: torch.device,
+def _run_windowed(submit: Callable[[str, int], Future], jobs: Iterator[tuple[str, int]], window: int,
+                  collect: Callable[[tuple[str, int], Future], None]) -> None:
+    """Keep at most ``window`` jobs submitted at a time (never the whole range), collecting each
+    as it completes; on an exception (Ctrl-C) drop the jobs not started and re-raise."""
+    pending: dict[Future, tuple[str, int]] = {}
+    try:
+        for job in islice(jobs, window):
+            pending[submit(*job)] = job
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                collect(pending.pop(fut), fut)
+                for job in islice(jobs, 1):
+                    pending[submit(*job)] = job
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        raise
+
+
+def _render_threads(ev: Evaluator, jobs: Iterator[tuple[str, int]], workers: int, dev: torch.device,
                     dtype: torch.dtype, record: Callable[..., None]) -> None:
     """Frames on a thread pool sharing one evaluator; results are recorded on this thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
     try:
-        with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="render") as pool:
-            futures = {pool.submit(_execute, ev, name, f, dev, dtype): (name, f) for name, f in jobs}
-            try:
-                for fut in as_completed(futures):
-                    record(*fut.result())
-            except BaseException:  # Ctrl-C: drop frames not started, let running ones finish
-                for fut in futures:
-                    fut.cancel()
-                raise
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") as pool:
+            _run_windowed(lambda name, f: pool.submit(_execute, ev, name, f, dev, dtype), jobs, 2 * workers,
+                          lambda job, fut: record(*fut.result()))
     finally:
         torch.set_num_threads(threads)
 
 
-def _render_parallel(graph: Graph, jobs: list[tuple[str, int]], workers: int, dev: torch.device,
+def _render_parallel(graph: Graph, jobs: Iterator[tuple[str, int]], workers: int, dev: torch.device,
                      dtype: torch.dtype, cache_bytes: int | None, record: Callable[..., None]) -> None:
     doc = graph.to_dict()
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
     dtype_name = str(dtype).replace("torch.", "")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
+
+    def collect(job: tuple[str, int], fut: Future) -> None:
+        name, f = job
+        try:
+            record(*fut.result())
+        except Exception as err:  # a worker died (killed, out of memory): name the frame
+            record(name, f, None, f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}")
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(doc, str(dev), dtype_name, threads, cache_bytes)) as pool:
-        pending = {pool.submit(_run_job, name, f): (name, f) for name, f in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                name, f = pending.pop(fut)
-                try:
-                    record(*fut.result())
-                except Exception as err:  # a worker died (killed, out of memory): name the frame
-                    record(name, f, None, f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}")
+        _run_windowed(lambda name, f: pool.submit(_run_job, name, f), jobs, 2 * workers, collect)

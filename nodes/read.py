@@ -12,6 +12,7 @@ from nodegraph import color
 from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
+from nodegraph.frames import Frame
 from nodegraph.node import Knobs, Node
 
 from ._common import colorspace_problems, color_config_id, to_working
@@ -54,14 +55,14 @@ class Read(Node):
     class Knobs(Knobs):
         file: str = ""
         """Path of the file, sequence pattern (plate.####.exr, plate.%04d.exr) or movie."""
-        first: int | None = None
+        first: Frame | None = None
         """First frame of the clip; empty: detected from the files on disk (movies: 1)."""
-        last: int | None = None
+        last: Frame | None = None
         """Last frame of the clip; empty: detected from the files on disk (movies: frame count)."""
         frame_mode: Literal["none", "start at", "offset"] = "none"
         """How `frame` shifts the clip in time: 'start at' puts the first frame at `frame`,
         'offset' adds `frame` to every frame number."""
-        frame: int = 0
+        frame: Frame = 0
         """Frame number or offset used by `frame_mode`."""
         before: Outside = "hold"
         """What frames before the first give: hold the first, loop, bounce, or black."""

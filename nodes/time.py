@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field
 
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
+from nodegraph.frames import Frame
 from nodegraph.node import Input, Knobs, Node
 
 
@@ -26,7 +27,7 @@ class TimeOffset(Node):
     inputs = (Input("input", doc="Clip to shift in time."),)
 
     class Knobs(Knobs):
-        time_offset: int = 0
+        time_offset: Frame = 0
         """Frames to move the clip by: positive values make it start later."""
         reverse_input: bool = False
         """Play the input backwards within its frame range (needs a known input range)."""
@@ -64,9 +65,9 @@ class FrameHold(Node):
     inputs = (Input("input", doc="Clip to hold a frame of."),)
 
     class Knobs(Knobs):
-        firstFrame: int = Field(1, validation_alias=AliasChoices("firstFrame", "first_frame"))
+        firstFrame: Frame = Field(1, validation_alias=AliasChoices("firstFrame", "first_frame"))
         """Frame to hold (Nuke 13+ name; Nuke 12's `first_frame` is accepted on load)."""
-        increment: int = Field(0, ge=0)
+        increment: Frame = Field(0, ge=0)
         """Hold every n-th frame starting at firstFrame; 0 holds firstFrame for ever."""
 
     def held_frame(self, frame: int) -> int:
@@ -93,9 +94,9 @@ class FrameRange(Node):
     inputs = (Input("input", doc="Clip whose frame range is set."),)
 
     class Knobs(Knobs):
-        first_frame: int = 1
+        first_frame: Frame = 1
         """First frame of the range."""
-        last_frame: int = 100
+        last_frame: Frame = 100
         """Last frame of the range."""
 
     def passthrough(self, ctx: Context) -> str | None:
