@@ -2,12 +2,17 @@
 
 ::
 
-    {"nodegraph": 1,
-     "nodes": {"Read1": {"type": "Read", "knobs": {"file": "plate.####.exr"}}, ...},
+    {"nodegraph": 2,
+     "root": {"first_frame": 1001, "last_frame": 1100, "fps": 24.0},
+     "nodes": {"Read1": {"type": "Read", "knobs": {"file": "plate.####.exr"}},
+               "Grade1": {"type": "Grade", "knobs": {"white": {"expression": "1 + frame / 100"},
+                                                     "mix": {"curve": ...}}}, ...},
      "links": [{"from": "Read1", "to": "Merge1", "input": "B"}],
      "metadata": {}}
 
-Only non-default knob values are saved; links are explicit objects; node order is kept.
+Animated knobs are saved in their JSON forms (:mod:`nodegraph.animation`). Version 1 (before
+root settings and animated knobs) migrates forward unchanged. Only non-default knob values and
+root settings are saved; links are explicit objects; node order is kept.
 Structural problems raise :class:`DocumentError` naming the JSON path. Semantic ones (unknown
 type, bad knob value) raise too when ``strict``; otherwise they are kept in the graph for
 :meth:`Graph.validate` to report, and survive a save unchanged.
@@ -25,14 +30,21 @@ import pydantic
 
 from .atomic import atomic_write_text
 from .errors import DocumentError, GraphError, NodeGraphError
-from .graph import Graph
+from .graph import ROOT_DEFAULTS, Graph
 from .node import UnknownNode, registry
 
 FORMAT_KEY = "nodegraph"
-CURRENT_VERSION = 1
+_MISSING = object()
+CURRENT_VERSION = 2
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds root settings and animated knob values; a version 1 document has neither."""
+    return {**data, FORMAT_KEY: 2}
+
 
 #: version -> function migrating a document of that version to version + 1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
@@ -43,11 +55,14 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         if knobs:
             entry["knobs"] = knobs
         nodes[node.name] = entry
-    doc: dict[str, Any] = {
-        FORMAT_KEY: CURRENT_VERSION,
+    doc: dict[str, Any] = {FORMAT_KEY: CURRENT_VERSION}
+    root = {k: v for k, v in graph.root.items() if ROOT_DEFAULTS.get(k, _MISSING) != v}
+    if root:
+        doc["root"] = root
+    doc.update({
         "nodes": nodes,
         "links": [{"from": s, "to": d, "input": i} for s, d, i in graph.links()],
-    }
+    })
     if graph.metadata:
         doc["metadata"] = graph.metadata
     return doc
@@ -217,15 +232,24 @@ def graph_from_dict(data: Any, *, strict: bool = True, source: str | None = None
     _expect(data, dict, "$", "document", source)
     _check_values(data, source)
     data = migrate(data, source)
-    unknown = sorted(set(data) - {FORMAT_KEY, "nodes", "links", "metadata"})
+    unknown = sorted(set(data) - {FORMAT_KEY, "root", "nodes", "links", "metadata"})
     if unknown:
         raise DocumentError(f"unknown key {unknown[0]!r}", json_path=f"$.{unknown[0]}", path=source)
     nodes = _expect(data.get("nodes", {}), dict, "$.nodes", "nodes", source)
     links = _expect(data.get("links", []), list, "$.links", "links", source)
     metadata = _expect(data.get("metadata", {}), dict, "$.metadata", "metadata", source)
 
+    root = _expect(data.get("root", {}), dict, "$.root", "root settings", source)
+
     graph = Graph()
     graph.metadata = dict(metadata)
+    for key, value in root.items():
+        if key in ("first_frame", "last_frame"):
+            _expect(value, int, f"$.root.{key}", key, source)
+        elif key == "fps":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise DocumentError("fps must be a positive number", json_path="$.root.fps", path=source)
+        graph.root[key] = value
     problems: list[DocumentError] = []
     for name, entry in nodes.items():
         jp = f"$.nodes.{name}"

@@ -139,7 +139,7 @@ class Evaluator:
         for i, f in enumerate(frames):
             plan = _Plan(self, dev, dt)
             key = plan.walk(node, int(f))
-            if key[0] != node.name:  # a pass-through: nothing of its own to batch
+            if key[0] != node.name or node.animated:  # a pass-through, or knobs that differ per frame
                 out[i] = plan.run(key)
                 continue
             img = self.cache.get((plan.hashes[key], plan.suffix))
@@ -224,12 +224,11 @@ class _Plan:
         self.hashes: dict[Key, bytes] = {}
         self.deps: dict[Key, list[tuple[str, Key]]] = {}
         self.alias: dict[Key, Key] = {}  # pass-through nodes resolve to their input's key
-        self.nodes: dict[str, Node] = {}
         self.contexts: dict[Key, Context] = {}
         self.suffix = f"{device}|{dtype}".encode()
 
     def _context(self, node: "Node", frame: int) -> Context:
-        return Context(self.ev, node, frame, self.device, self.dtype, self.graph.inputs_of(node))
+        return Context(self.ev, node, frame, self.device, self.dtype, self.graph.inputs_of(node.name))
 
     def walk(self, node: "Node", frame: int) -> Key:
         """Hash every (node, frame) reachable through declared needs; returns the resolved root key."""
@@ -245,7 +244,11 @@ class _Plan:
                 if key in visiting:
                     raise GraphError("graph has a cycle through this node", node=n.name, frame=f)
                 visiting.add(key)
-                self.nodes[n.name] = n
+                if n.animated:  # compute and hash the node with its knobs resolved at this frame
+                    try:
+                        n = n.at_frame(f)
+                    except NodeGraphError as err:
+                        raise err.with_context(node=n.name, frame=f)
                 ctx = self._context(n, f)
                 self.contexts[key] = ctx
                 try:
@@ -272,6 +275,7 @@ class _Plan:
             visiting.discard(key)
             deps = self.deps[key]
             ctx = self.contexts[key]
+            n = ctx.node
             if n.passthrough(ctx) is not None:
                 target = self._resolve(deps[0][1])
                 self.alias[key] = target
@@ -326,8 +330,8 @@ class _Plan:
                 if rkey not in seen:
                     stack.append((rkey, False))
         for key in order:
-            node = self.nodes[key[0]]
             ctx = self.contexts[key]
+            node = ctx.node
             for inp, dkey in self.deps[key]:
                 ctx._results[(inp, dkey[1])] = results[self._resolve(dkey)]
             img = self._compute(node, ctx)

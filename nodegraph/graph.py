@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 NodeRef = "Node | str"
 
+#: Nuke's Root defaults for the settings expressions can read.
+ROOT_DEFAULTS: dict[str, Any] = {"first_frame": 1, "last_frame": 100, "fps": 24.0}
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -58,6 +61,8 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._inputs_cache: dict[str, dict[str, Node]] = {}
         self.metadata: dict[str, Any] = {}
+        #: Script-wide settings expressions read as ``root.first_frame``, ``root.last_frame``, ``root.fps``.
+        self.root: dict[str, Any] = dict(ROOT_DEFAULTS)
         self._evaluator: Evaluator | None = None
         self.version = 0  # bumped on every structural or knob change
 
@@ -233,6 +238,42 @@ class Graph:
         for cycle in _cycles(self._g):
             issues.append(Issue("cycle", "cycle: " + " -> ".join(cycle + [cycle[0]]), node=cycle[0],
                                 cycle=tuple(cycle)))
+        issues.extend(self._reference_issues())
+        return issues
+
+    def _reference_issues(self) -> list[Issue]:
+        """Expressions naming a missing node, knob or root setting, and cycles between knobs."""
+        issues: list[Issue] = []
+        links = nx.DiGraph()
+        for node in self._nodes.values():
+            for knob, anim in node.animated.items():
+                for _, expr in anim.expressions():
+                    for ref in expr.references():
+                        path = tuple(ref.path)
+                        where = ".".join(path + (ref.knob,))
+                        if path == ("root",):
+                            if ref.knob not in self.root:
+                                issues.append(Issue("bad_reference", f"{expr.text!r}: the root has no knob "
+                                                    f"{ref.knob!r}", node=node.name, knob=knob))
+                            continue
+                        if path == ("parent",):
+                            issues.append(Issue("bad_reference", f"{expr.text!r}: 'parent' is only defined "
+                                                "inside a group", node=node.name, knob=knob))
+                            continue
+                        target_name = node.name if path in ((), ("this",)) else ".".join(path)
+                        target = self._nodes.get(target_name)
+                        if target is None:
+                            issues.append(Issue("bad_reference", f"{expr.text!r}: no node named {target_name!r}",
+                                                node=node.name, knob=knob))
+                        elif ref.knob not in target.knob_names():
+                            issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} is not a knob of "
+                                                f"{target.type_name}", node=node.name, knob=knob))
+                        else:
+                            links.add_edge(f"{node.name}.{knob}", f"{target_name}.{ref.knob}")
+        for cycle in _cycles(nx.MultiDiGraph(links)):
+            first = cycle[0].rsplit(".", 1)
+            issues.append(Issue("reference_cycle", "expression reference cycle: " + " -> ".join(cycle + [cycle[0]]),
+                                node=first[0], knob=first[1], cycle=tuple(cycle)))
         return issues
 
     def check(self, nodes: list[Node | str] | None = None) -> None:

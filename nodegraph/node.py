@@ -8,6 +8,7 @@ The engine never imports a concrete node: the registry loads ``nodegraph.nodes``
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from . import animation
 from .errors import GraphError, KnobError, NodeGraphError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +92,10 @@ class Node:
         self.name = name
         self.graph: Graph | None = None
         self.invalid_knobs: dict[str, tuple[Any, str]] = {}
+        #: Knobs holding a curve or an expression (whole or per component), by knob name.
+        self.animated: dict[str, animation.Animated] = {}
         self._static_digest: bytes | None = None
+        moving = {k: knobs.pop(k) for k in list(knobs) if animation.is_animated(knobs[k])}
         try:
             self.knobs = self.Knobs(**knobs)
         except pydantic.ValidationError as err:
@@ -98,6 +103,8 @@ class Node:
         except NodeGraphError as err:  # raised by a knob validator: still name the node
             raise err.with_context(node=name)
         self.knobs._owner = self
+        if moving:
+            self.set(**moving)
 
     # --- knobs ----------------------------------------------------------------------------
     def _knobs_changed(self) -> None:
@@ -111,14 +118,93 @@ class Node:
             if key not in type(self.knobs).model_fields:
                 raise KnobError(f"no such knob; {self.type_name} has: {', '.join(self.knob_names())}",
                                 node=self.name, knob=key)
+            if animation.is_animated(value):
+                self._set_animated(key, value)
+                continue
             try:
                 setattr(self.knobs, key, value)
+                if self.animated.pop(key, None) is not None:
+                    self._knobs_changed()
             except pydantic.ValidationError as err:
                 raise _knob_error(self.name, err, key) from None
             except NodeGraphError as err:  # raised by a knob validator: still name node and knob
                 raise err.with_context(node=self.name, knob=key)
             self.invalid_knobs.pop(key, None)
         return self
+
+    def _set_animated(self, key: str, value: Any) -> None:
+        shape = animation.knob_shape(type(self.knobs).model_fields[key].annotation)
+        if shape is None:
+            raise KnobError("this knob cannot hold a curve or an expression (it is not numeric)",
+                            node=self.name, knob=key)
+        try:
+            self.animated[key] = animation.Animated(value, shape, owner_name=self.name, knob=key)
+        except NodeGraphError as err:
+            raise err.with_context(node=self.name, knob=key)
+        self.invalid_knobs.pop(key, None)
+        self._knobs_changed()
+
+    def value(self, knob: str, frame: float = 1) -> Any:
+        """The knob's value at ``frame``: its curve or expression resolved, or its plain value."""
+        if knob not in type(self.knobs).model_fields:
+            raise KnobError("no such knob", node=self.name, knob=knob)
+        anim = self.animated.get(knob)
+        if anim is None:
+            return getattr(self.knobs, knob)
+        return anim.resolve(frame, self._lookup)
+
+    def at_frame(self, frame: float) -> "Node":
+        """This node with every animated knob resolved at ``frame`` (itself when nothing animates).
+
+        The evaluator computes (and hashes) this view, so a frame's hash holds the values in
+        effect at that frame: still knobs share one cache entry across frames, and an animated
+        knob changes only the frames whose values differ."""
+        if not self.animated:
+            return self
+        knobs = self.knobs.model_copy()
+        knobs._owner = None
+        for key, anim in self.animated.items():
+            value = anim.resolve(frame, self._lookup)
+            try:
+                setattr(knobs, key, value)
+            except pydantic.ValidationError as err:
+                raise _knob_error(self.name, err, key).with_context(frame=int(frame)) from None
+            except NodeGraphError as err:
+                raise err.with_context(node=self.name, knob=key, frame=int(frame))
+        view = copy.copy(self)
+        view.knobs = knobs
+        view.animated = {}
+        view._static_digest = None
+        return view
+
+    def _lookup(self, ref: Any, frame: float, index_hint: int | None) -> Any:
+        """The value an expression's reference names (``Grade1.white.r``, ``root.fps``) at ``frame``."""
+        path = tuple(ref.path)
+        where = ".".join(path + (ref.knob,))
+        if path == ("root",):
+            root = getattr(self.graph, "root", None) or {}
+            if ref.knob not in root:
+                raise KnobError(f"reference {where!r}: the root has no knob {ref.knob!r} "
+                                f"(it has {', '.join(sorted(root)) or 'none'})")
+            value = root[ref.knob]
+        else:
+            if path in ((), ("this",)):
+                target = self
+            elif self.graph is None:
+                raise KnobError(f"reference {where!r}: the node is not in a graph")
+            elif path == ("parent",):
+                target = self.graph.parent_of(self) if hasattr(self.graph, "parent_of") else None
+                if target is None:
+                    raise KnobError(f"reference {where!r}: 'parent' is only defined inside a group")
+            else:
+                try:
+                    target = self.graph.node(".".join(path))
+                except GraphError:
+                    raise KnobError(f"reference {where!r}: no node named {'.'.join(path)!r}") from None
+            if ref.knob not in type(target.knobs).model_fields:
+                raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
+            value = target.value(ref.knob, frame)
+        return animation.component_of(value, ref.component, index_hint, where)
 
     def __getitem__(self, knob: str) -> Any:
         if knob not in type(self.knobs).model_fields:
@@ -135,6 +221,8 @@ class Node:
     def knob_values(self, *, only_changed: bool = False) -> dict[str, Any]:
         """Knob values as JSON data; ``only_changed`` drops values equal to the default."""
         data = self.knobs.model_dump(mode="json", exclude_defaults=only_changed)
+        for key, anim in self.animated.items():
+            data[key] = anim.to_json()
         for key, (raw, _msg) in self.invalid_knobs.items():
             data[key] = raw
         return data
