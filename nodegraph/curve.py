@@ -303,6 +303,8 @@ class Curve:
     def evaluate(self, frame: float) -> float:
         """The value at ``frame`` (any finite real; between frames too)."""
         try:
+            if isinstance(frame, (str, bytes)):
+                raise TypeError("a string")
             t = float(frame)
         except (TypeError, ValueError) as err:
             raise CurveError(f"a frame must be a number, not {safe_repr(frame, 80)}") from err
