@@ -53,6 +53,43 @@ class Issue:
         return d
 
 
+class RootSettings(dict):
+    """The graph's root settings; any change counts as a change of the graph (values are re-resolved)."""
+
+    def __init__(self, graph: "Graph", values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self._graph = graph
+
+    def _changed(self) -> None:
+        self._graph._touched(None)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def pop(self, *args: Any) -> Any:
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
 class Graph:
     """A compositing graph: add nodes, connect them, validate, evaluate, save and load."""
 
@@ -62,7 +99,8 @@ class Graph:
         self._inputs_cache: dict[str, dict[str, Node]] = {}
         self.metadata: dict[str, Any] = {}
         #: Script-wide settings expressions read as ``root.first_frame``, ``root.last_frame``, ``root.fps``.
-        self.root: dict[str, Any] = dict(ROOT_DEFAULTS)
+        self.root: dict[str, Any] = RootSettings(self, ROOT_DEFAULTS)
+        self._values: dict[tuple[str, str, float], Any] = {}  # resolved animated knobs, this version
         self._evaluator: Evaluator | None = None
         self.version = 0  # bumped on every structural or knob change
 
@@ -209,6 +247,7 @@ class Graph:
 
     def _touched(self, node: Node | None) -> None:
         self._inputs_cache.clear()
+        self._values.clear()
         self.version += 1
 
     def to_networkx(self) -> nx.MultiDiGraph:

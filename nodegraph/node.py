@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .image import Image
 
 
+#: Resolved animated knob values kept per graph (until any change to the graph) before starting over.
+_VALUE_MEMO_LIMIT = 200_000
+
+
 class Knobs(BaseModel):
     """Base of every node's knob model: unknown knobs are rejected, assignment is validated."""
 
@@ -151,7 +155,22 @@ class Node:
         anim = self.animated.get(knob)
         if anim is None:
             return getattr(self.knobs, knob)
-        return anim.resolve(frame, self._lookup)
+        memo = self.graph._values if self.graph is not None else None
+        key = (self.name, knob, frame)
+        if memo is not None:
+            hit = memo.get(key, memo)
+            if hit is not memo:
+                return hit
+        try:
+            value = anim.resolve(frame, self._lookup)
+        except RecursionError:
+            raise KnobError("expression references are nested too deeply (a chain of hundreds of knobs "
+                            "reading each other)", node=self.name, knob=knob) from None
+        if memo is not None:
+            if len(memo) >= _VALUE_MEMO_LIMIT:  # a long render of many animated knobs: start over
+                memo.clear()
+            memo[key] = value
+        return value
 
     def at_frame(self, frame: float) -> "Node":
         """This node with every animated knob resolved at ``frame`` (itself when nothing animates).
@@ -163,8 +182,8 @@ class Node:
             return self
         knobs = self.knobs.model_copy()
         knobs._owner = None
-        for key, anim in self.animated.items():
-            value = anim.resolve(frame, self._lookup)
+        for key in self.animated:
+            value = self.value(key, frame)
             try:
                 setattr(knobs, key, value)
             except pydantic.ValidationError as err:
