@@ -39,7 +39,9 @@ class Inference(Node):
     the model's knobs when it is loaded and set as attributes of the module before each forward,
     as Nuke does. Frames larger than ``tileSize`` run as overlapping, seamlessly blended tiles;
     out of GPU memory the tiles shrink, then the CPU takes over with a warning. Models are loaded
-    once per process and kept on their device.
+    once per process and kept on their device. A TorchScript model runs code, so it loads only after
+    an explicit opt-in (``--allow-torchscript``, ``NODEGRAPH_ALLOW_TORCHSCRIPT=1``, a trusted folder
+    in ``NODEGRAPH_TRUSTED_MODEL_DIRS``; see :mod:`nodegraph.ml.trust`); nothing in a graph can opt in.
     """
 
     category = "ML"
@@ -119,7 +121,7 @@ class Inference(Node):
         try:
             model = infer.model_cache.get(self.knobs.modelFile, settings.device, settings.half)
         except NodeGraphError as err:
-            raise err.with_context(node=self.name, frame=ctx.frame, path=self.knobs.modelFile)
+            raise err.with_context(node=self.name, knob="modelFile", frame=ctx.frame, path=self.knobs.modelFile)
         cin = model.channels_in
         missing = [c for c in cin if c not in img.channels]
         if missing:

@@ -49,12 +49,30 @@ _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
 # --- model cache ----------------------------------------------------------------------------------
 
 def _file_key(path: str | os.PathLike) -> tuple[str, int, int]:
+    """(real path, size, mtime); any odd path (missing, a folder, a NUL byte, a name too long, a
+    symlink loop, unreadable) is a :class:`~nodegraph.ml.modelfile.ModelFileError` naming it."""
+    import stat as _stat
+
     p = Path(path)
     try:
         st = p.stat()
+        real = str(p.resolve())
     except FileNotFoundError:
         raise _modelfile.ModelFileError("model file does not exist", path=str(path)) from None
-    return (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except ValueError:
+        raise _modelfile.ModelFileError("the model file's path is not valid (it contains a NUL byte)",
+                                        path=repr(str(path))[1:-1]) from None
+    except (OSError, RuntimeError) as exc:
+        reason = _modelfile.os_error_reason(exc) if isinstance(exc, OSError) else str(exc)
+        raise _modelfile.ModelFileError(reason, path=str(path)[:4096]) from None
+    if _stat.S_ISDIR(st.st_mode):
+        raise _modelfile.ModelFileError("the model file is a directory", path=str(path))
+    if not _stat.S_ISREG(st.st_mode):
+        raise _modelfile.ModelFileError("the model file is not a regular file", path=str(path))
+    if not os.access(p, os.R_OK):
+        raise _modelfile.ModelFileError("permission denied: the model file is not readable by this user",
+                                        path=str(path))
+    return (real, st.st_size, st.st_mtime_ns)
 
 
 def file_signature(path: str | os.PathLike) -> bytes:
@@ -62,7 +80,7 @@ def file_signature(path: str | os.PathLike) -> bytes:
     try:
         return repr(_file_key(path)).encode()
     except NodeGraphError:
-        return b"missing:" + str(path).encode()
+        return b"missing:" + str(path).encode("utf-8", "surrogateescape")
 
 
 def is_torchscript(module: Any) -> bool:
@@ -84,6 +102,8 @@ class ModelCache:
         key = _file_key(path) + (str(device), "half" if half else "float")
         with self._lock:
             model = self._models.get(key)
+            if model is not None and model.meta.get("kind") == _modelfile.KIND_TORCHSCRIPT:
+                _modelfile.check_trusted(Path(path))  # the opt-in may have been withdrawn since
             if model is None:
                 model = _modelfile.load_cat(path, device=device)
                 if half and is_torchscript(model.module):

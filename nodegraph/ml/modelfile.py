@@ -22,11 +22,25 @@ are written by :func:`nodegraph.ml.torchscript.create_cat_from_torchscript` (``n
 create``). ``knobs`` is a list of ``{"name", "type", "default", ...}`` dicts, see
 :func:`check_knobs`.
 
-Files are written atomically (a temp file in the same folder, then ``os.replace``). Reading
-checks everything and raises :class:`ModelFileError` naming the file: not a zip (e.g. a Nuke
+Files are written atomically by :mod:`nodegraph.atomic` (umask honoured). Reading checks
+everything and raises :class:`ModelFileError` naming the file: not a zip (e.g. a Nuke
 CatFileCreator .cat, which is Nuke's own format), a zip that is not ours (a TorchScript ``.pt``
-for instance), truncated or corrupt data, a weights checksum mismatch, a newer format version.
-Note that Nuke's own ``.cat`` files and ours share the extension only.
+for instance), entries other than the two above, truncated or corrupt data, a weights checksum
+mismatch, a newer format version. Note that Nuke's own ``.cat`` files and ours share the
+extension only.
+
+A model file may come from anywhere, so every size it declares is bounded before anything is
+allocated, and the error names the limit (:class:`ModelLimitError`): ``model.json`` at most
+``MAX_META_BYTES``; every entry's declared size against its compressed size
+(``MAX_COMPRESSION_RATIO``); entries read with a cap, never trusting the zip headers; a nodegraph
+network's config within :mod:`nodegraph.ml.network`'s bounds (``MAX_SCALES``, ``MAX_WIDTH``, ...)
+and ``MAX_PARAMETERS``, its weights entry no larger than those parameters need, its tensors
+exactly the network's; a TorchScript entry at most ``max_torchscript_bytes()``
+(``NODEGRAPH_MAX_MODEL_BYTES``); channel lists, knobs and ``output_scale`` bounded too.
+
+A ``kind: "torchscript"`` model runs code when loaded: :func:`load_cat` loads one only when
+:mod:`nodegraph.ml.trust` allows it (an explicit opt-in), else raises :class:`UntrustedModelError`
+before ``torch.jit.load`` is called.
 """
 
 from __future__ import annotations
@@ -34,8 +48,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +58,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from nodegraph.atomic import atomic_output
 from nodegraph.errors import NodeGraphError
 from nodegraph.ml import transfer as _transfer
+from nodegraph.ml import trust as _trust
 from nodegraph.ml.network import NetworkConfig, build_network, count_parameters
 
 FORMAT = "nodegraph.cat"
@@ -62,9 +78,38 @@ MODULE_ENTRY = {KIND: WEIGHTS_ENTRY, KIND_TORCHSCRIPT: TORCHSCRIPT_ENTRY}
 CHECKSUM_KEY = {KIND: "weights_sha256", KIND_TORCHSCRIPT: "module_sha256"}
 KNOB_TYPES = ("int", "float", "bool", "enum", "xy", "xyz")
 
+#: Limits on what a model file may declare (checked before allocating; errors name the limit).
+MAX_META_BYTES = 1 << 20
+MAX_COMPRESSION_RATIO = 100
+MAX_PARAMETERS = 250_000_000
+MAX_CHANNELS = 1024
+MAX_KNOBS = 256
+MAX_OUTPUT_SCALE = 16
+#: Default of ``max_torchscript_bytes()``; ``NODEGRAPH_MAX_MODEL_BYTES`` overrides it.
+DEFAULT_MAX_TORCHSCRIPT_BYTES = 8 << 30
+ENV_MAX_MODEL_BYTES = "NODEGRAPH_MAX_MODEL_BYTES"
+_READ_CHUNK = 1 << 20
+
 
 class ModelFileError(NodeGraphError):
     """A model file could not be read or written; the message names the file and the reason."""
+
+
+class ModelLimitError(ModelFileError):
+    """A model file declares more than a limit allows (the message names the limit)."""
+
+
+class UntrustedModelError(ModelFileError):
+    """A TorchScript model was to be loaded without an opt-in (the message says how to opt in)."""
+
+
+def max_torchscript_bytes() -> int:
+    """Largest ``model.torchscript`` entry read: ``NODEGRAPH_MAX_MODEL_BYTES`` or 8 GiB."""
+    text = os.environ.get(ENV_MAX_MODEL_BYTES, "").strip()
+    try:
+        return max(1, int(text)) if text else DEFAULT_MAX_TORCHSCRIPT_BYTES
+    except ValueError:
+        return DEFAULT_MAX_TORCHSCRIPT_BYTES
 
 
 @dataclass
@@ -219,26 +264,12 @@ def write_cat(path: str | os.PathLike, meta: dict[str, Any], module_bytes: bytes
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"model metadata is not JSON-serialisable: {exc}", path=str(path)) from exc
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                zf.writestr(zipfile.ZipInfo(META_ENTRY, (1980, 1, 1, 0, 0, 0)), meta_bytes,
-                            compress_type=zipfile.ZIP_DEFLATED)
-                zf.writestr(zipfile.ZipInfo(MODULE_ENTRY[kind], (1980, 1, 1, 0, 0, 0)), module_bytes,
-                            compress_type=zipfile.ZIP_STORED)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise ModelFileError(f"cannot write model file: {exc}", path=str(path)) from exc
-        raise
+    with atomic_output(path, create_directories=True, error=ModelFileError) as tmp:
+        with open(tmp, "xb") as fh, zipfile.ZipFile(fh, "w") as zf:
+            zf.writestr(zipfile.ZipInfo(META_ENTRY, (1980, 1, 1, 0, 0, 0)), meta_bytes,
+                        compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(zipfile.ZipInfo(MODULE_ENTRY[kind], (1980, 1, 1, 0, 0, 0)), module_bytes,
+                        compress_type=zipfile.ZIP_STORED)
     return path
 
 
@@ -304,6 +335,48 @@ def _not_a_zip_message(path: Path, head: bytes) -> str:
     return "this is not a nodegraph model file (not a zip archive)"
 
 
+def os_error_reason(exc: OSError) -> str:
+    import errno
+
+    if isinstance(exc, IsADirectoryError):
+        return "the model file is a directory"
+    if isinstance(exc, PermissionError):
+        return "permission denied: the model file is not readable by this user"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "the model file's name is too long"
+    return f"cannot read model file: {exc.strerror or exc}"
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limit: str, path: Path) -> bytes:
+    """An entry's bytes, refusing declared sizes over ``cap`` or a suspicious compression ratio,
+    and reading at most ``cap`` bytes whatever the headers say."""
+    name = info.filename
+    if info.file_size > cap:
+        raise ModelLimitError(f"the {name} entry declares {info.file_size:,} bytes, more than the limit of "
+                              f"{cap:,} ({limit})", path=str(path))
+    if info.file_size > max(1, info.compress_size) * MAX_COMPRESSION_RATIO and info.file_size > 4096:
+        raise ModelLimitError(f"the {name} entry expands {info.file_size:,} bytes from {info.compress_size:,} "
+                              f"(a decompression bomb?), more than the ratio limit of {MAX_COMPRESSION_RATIO} "
+                              f"(MAX_COMPRESSION_RATIO)", path=str(path))
+    chunks, total = [], 0
+    try:
+        with zf.open(info) as fh:
+            while True:
+                chunk = fh.read(min(_READ_CHUNK, cap + 1 - total))
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > cap:
+                    raise ModelLimitError(f"the {name} entry holds more than {cap:,} bytes ({limit})",
+                                          path=str(path))
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        what = {META_ENTRY: "model.json", TORCHSCRIPT_ENTRY: "module"}.get(name, "weights")
+        raise ModelFileError(f"the {what} entry is unreadable (truncated or corrupt file): {exc}",
+                             path=str(path)) from None
+    return b"".join(chunks)
+
+
 def _open(path: Path) -> tuple[zipfile.ZipFile, dict[str, Any]]:
     try:
         with open(path, "rb") as fh:
@@ -311,13 +384,15 @@ def _open(path: Path) -> tuple[zipfile.ZipFile, dict[str, Any]]:
     except FileNotFoundError:
         raise ModelFileError("model file does not exist", path=str(path)) from None
     except OSError as exc:
-        raise ModelFileError(f"cannot read model file: {exc}", path=str(path)) from exc
+        raise ModelFileError(os_error_reason(exc), path=str(path)) from None
+    except ValueError:  # a NUL byte in the path
+        raise ModelFileError("the model file's path is not valid (it contains a NUL byte)", path=str(path)) from None
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         raise ModelFileError(_not_a_zip_message(path, head), path=str(path)) from None
     try:
-        names = set(zf.namelist())
+        names = [i.filename for i in zf.infolist()]
         if META_ENTRY not in names:
             if any(n.endswith(("data.pkl", "constants.pkl")) for n in names):
                 what = "a PyTorch/TorchScript archive (pickled)"
@@ -328,14 +403,23 @@ def _open(path: Path) -> tuple[zipfile.ZipFile, dict[str, Any]]:
             raise ModelFileError(f"this is not a nodegraph model file: it is {what}; nodegraph "
                                  f"model files are written by CopyCat and `nodegraph cat create`{hint}",
                                  path=str(path))
+        extra = sorted(set(names) - {META_ENTRY, WEIGHTS_ENTRY, TORCHSCRIPT_ENTRY})
+        if extra or len(names) > 2 or len(set(names)) != len(names):
+            shown = ", ".join(repr(n[:80]) for n in extra[:5]) + (", ..." if len(extra) > 5 else "")
+            raise ModelFileError(f"a model file holds exactly two entries (model.json and the module), this one "
+                                 f"has {len(names)}" + (f": unexpected {shown}" if extra else ""), path=str(path))
+        raw = _read_entry(zf, zf.getinfo(META_ENTRY), MAX_META_BYTES, "MAX_META_BYTES", path)
         try:
-            meta = json.loads(zf.read(META_ENTRY).decode("utf-8"))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+            meta = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ModelFileError(f"model.json is unreadable (corrupt file?): {exc}", path=str(path)) from None
         _check_meta(meta, path)
         entry = MODULE_ENTRY[meta["kind"]]
         if entry not in names:
             raise ModelFileError(f"the model file has no {entry} entry", path=str(path))
+        if len(names) != 2:
+            raise ModelFileError(f"a model file holds exactly two entries (model.json and the module), this "
+                                 f"one has {len(names)}", path=str(path))
     except BaseException:
         zf.close()
         raise
@@ -354,7 +438,7 @@ def _check_meta(meta: Any, path: Path) -> None:
                              f"reads ({FORMAT_VERSION}); upgrade nodegraph to load it", path=str(path))
     kind = meta.get("kind")
     if kind not in KINDS:
-        raise ModelFileError(f"unsupported model kind {kind!r} (expected one of {', '.join(KINDS)})",
+        raise ModelFileError(f"unsupported model kind {str(kind)[:80]!r} (expected one of {', '.join(KINDS)})",
                              path=str(path))
     required = ("model_id", "channels_in", "channels_out", CHECKSUM_KEY[kind])
     if kind == KIND:
@@ -362,20 +446,71 @@ def _check_meta(meta: Any, path: Path) -> None:
     missing = [k for k in required if k not in meta]
     if missing:
         raise ModelFileError(f"model.json lacks {', '.join(missing)}", path=str(path))
+    if not isinstance(meta["model_id"], str) or not isinstance(meta[CHECKSUM_KEY[kind]], str):
+        raise ModelFileError(f"model.json: model_id and {CHECKSUM_KEY[kind]} must be strings", path=str(path))
+    for key in ("channels_in", "channels_out"):
+        value = meta[key]
+        if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
+            raise ModelFileError(f"model.json: {key} must be a non-empty list of channel names", path=str(path))
+        if len(value) > MAX_CHANNELS:
+            raise ModelLimitError(f"model.json: {key} lists {len(value):,} channels, more than the limit of "
+                                  f"{MAX_CHANNELS} (MAX_CHANNELS)", path=str(path))
     scale = meta.get("output_scale", 1)
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ModelFileError(f"model.json has an invalid output_scale {scale!r}", path=str(path))
+        raise ModelFileError(f"model.json has an invalid output_scale {str(scale)[:40]!r}", path=str(path))
+    if scale > MAX_OUTPUT_SCALE:
+        raise ModelLimitError(f"model.json: output_scale {scale} is more than the limit of {MAX_OUTPUT_SCALE} "
+                              "(MAX_OUTPUT_SCALE)", path=str(path))
+    knobs = meta.get("knobs", [])
+    if isinstance(knobs, list) and len(knobs) > MAX_KNOBS:
+        raise ModelLimitError(f"model.json declares {len(knobs):,} knobs, more than the limit of {MAX_KNOBS} "
+                              "(MAX_KNOBS)", path=str(path))
     try:
-        check_knobs(meta.get("knobs", []))
-    except ValueError as exc:
+        if not isinstance(knobs, list):
+            raise ValueError("knobs must be a list")
+        check_knobs(knobs)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ModelFileError(f"invalid knobs in model.json: {exc}", path=str(path)) from None
+    if kind == KIND:
+        _network_config(meta, path)
+
+
+def _network_config(meta: dict[str, Any], path: Path) -> NetworkConfig:
+    """The network of a nodegraph-network model.json, checked against the limits (nothing allocated)."""
+    try:
+        if not isinstance(meta["network"], dict):
+            raise ValueError("network must be an object")
+        config = NetworkConfig.from_dict(meta["network"])
+        _transfer.get(meta["transfer"])
+    except (TypeError, ValueError, OverflowError) as exc:
+        limit = isinstance(exc, ValueError) and "(limit " in str(exc)
+        raise (ModelLimitError if limit else ModelFileError)(
+            f"invalid network description in model.json: {exc}", path=str(path)) from None
+    except NodeGraphError as exc:
+        raise ModelFileError(f"invalid transfer in model.json: {exc.message}", path=str(path)) from None
+    if len(meta["channels_in"]) != config.in_channels or len(meta["channels_out"]) != config.out_channels:
+        raise ModelFileError("channel lists in model.json do not match the network", path=str(path))
+    return config
+
+
+def expected_state(config: NetworkConfig) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors a network of ``config`` holds, computed without allocating."""
+    with torch.device("meta"):
+        net = build_network(config)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def check_trusted(path: Path) -> None:
+    if not _trust.is_trusted(path):
+        raise UntrustedModelError(f"this is a TorchScript model (kind 'torchscript'): loading it runs code "
+                                  f"from the file, and nothing opted in. {_trust.how_to_opt_in()}",
+                                  path=str(path))
 
 
 def _load_torchscript(data: bytes, device: str | torch.device, path: Path) -> nn.Module:
-    """``torch.jit.load`` on the archive bytes. TorchScript archives are TorchScript's own format
-    (code plus tensors); ``torch.jit.load`` is only ever used on the ``model.torchscript`` entry of a
-    ``kind: "torchscript"`` file, which the user packaged themselves with ``nodegraph cat create``
-    from a module they trust: load only model files whose origin you trust."""
+    """``torch.jit.load`` on the archive bytes (TorchScript's own format: code plus tensors); only
+    ever called on the ``model.torchscript`` entry of a ``kind: "torchscript"`` file after
+    :mod:`nodegraph.ml.trust` allowed it."""
     import io
 
     try:
@@ -386,27 +521,43 @@ def _load_torchscript(data: bytes, device: str | torch.device, path: Path) -> nn
 
 
 def read_cat_info(path: str | os.PathLike) -> dict[str, Any]:
-    """``model.json`` of a model file, checked (format, version, required keys); weights not read."""
+    """``model.json`` of a model file, checked (format, version, required keys, limits); the
+    module is not read."""
     path = Path(path)
     zf, meta = _open(path)
     zf.close()
     return meta
 
 
-def load_cat(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Read a model file of either kind: check its format and checksum, load the module on
-    ``device`` in eval mode (see :class:`LoadedModel`)."""
+def load_cat(path: str | os.PathLike, *, device: str | torch.device = "cpu",
+             kinds: Iterable[str] = KINDS) -> LoadedModel:
+    """Read a model file of one of ``kinds``: check its format, limits and checksum, load the module
+    on ``device`` in eval mode (see :class:`LoadedModel`). A TorchScript model needs the opt-in of
+    :mod:`nodegraph.ml.trust` (else :class:`UntrustedModelError`, and nothing is loaded)."""
     from safetensors.torch import load
 
     path = Path(path)
     zf, meta = _open(path)
     kind = meta["kind"]
     with zf:
-        try:
-            weights = zf.read(MODULE_ENTRY[kind])
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise ModelFileError(f"the {'module' if kind == KIND_TORCHSCRIPT else 'weights'} entry is "
-                                 f"unreadable (truncated or corrupt file): {exc}", path=str(path)) from None
+        if kind not in tuple(kinds):
+            raise ModelFileError(f"this is a {kind!r} model; only {', '.join(kinds)} can be used here",
+                                 path=str(path))
+        info = zf.getinfo(MODULE_ENTRY[kind])
+        if kind == KIND_TORCHSCRIPT:
+            check_trusted(path)
+            cap, limit = max_torchscript_bytes(), f"the TorchScript size limit, {ENV_MAX_MODEL_BYTES}"
+        else:
+            config = _network_config(meta, path)
+            shapes = expected_state(config)
+            params = sum(math.prod(s) for s in shapes.values())
+            if params > MAX_PARAMETERS:
+                raise ModelLimitError(f"the network described in model.json has {params:,} weights, more than "
+                                      f"the limit of {MAX_PARAMETERS:,} (MAX_PARAMETERS)", path=str(path))
+            # float32 at most, plus the safetensors header (names, dtypes, shapes, offsets)
+            cap = 4 * params + 8 + 4096 + 256 * len(shapes)
+            limit = "the size of the network described in model.json"
+        weights = _read_entry(zf, info, cap, limit, path)
     if hashlib.sha256(weights).hexdigest() != meta[CHECKSUM_KEY[kind]]:
         what = "module" if kind == KIND_TORCHSCRIPT else "weights"
         raise ModelFileError(f"{what} checksum mismatch: the file was modified or corrupted",
@@ -414,25 +565,24 @@ def load_cat(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> 
     if kind == KIND_TORCHSCRIPT:
         return LoadedModel(module=_load_torchscript(weights, device, path), config=None, meta=meta)
     try:
-        config = NetworkConfig.from_dict(meta["network"])
-        _transfer.get(meta["transfer"])
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"invalid network description in model.json: {exc}", path=str(path)) from None
-    if len(meta["channels_in"]) != config.in_channels or len(meta["channels_out"]) != config.out_channels:
-        raise ModelFileError("channel lists in model.json do not match the network", path=str(path))
-    try:
         state = load(weights)
     except Exception as exc:  # safetensors raises its own error type
         raise ModelFileError(f"the weights are unreadable: {exc}", path=str(path)) from None
+    wrong = sorted(set(state) ^ set(shapes)) or [k for k in shapes if tuple(state[k].shape) != shapes[k]]
+    if wrong:
+        raise ModelFileError(f"the weights do not fit the network described in model.json (tensor "
+                             f"{wrong[0][:80]!r}{' and others' if len(wrong) > 1 else ''})", path=str(path))
     module = build_network(config)
     try:
         module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError) as exc:
         raise ModelFileError(f"the weights do not fit the network: {exc}", path=str(path)) from None
     module.to(device).eval()
     return LoadedModel(module=module, config=config, meta=meta)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "KIND", "KIND_TORCHSCRIPT", "KINDS", "KNOB_TYPES", "ModelFileError",
-           "LoadedModel", "save_cat", "write_cat", "load_cat", "read_cat_info", "check_knob", "check_knobs",
-           "knob_attribute_value"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "KIND", "KIND_TORCHSCRIPT", "KINDS", "KNOB_TYPES", "MAX_CHANNELS",
+           "MAX_COMPRESSION_RATIO", "MAX_KNOBS", "MAX_META_BYTES", "MAX_OUTPUT_SCALE", "MAX_PARAMETERS",
+           "ModelFileError", "ModelLimitError", "UntrustedModelError", "LoadedModel", "save_cat", "write_cat",
+           "load_cat", "read_cat_info", "check_knob", "check_knobs", "knob_attribute_value", "expected_state",
+           "max_torchscript_bytes", "check_trusted", "os_error_reason"]

@@ -63,6 +63,13 @@ from torch import nn
 SIZES = ("small", "medium", "large")
 
 RES_INIT_SCALE = 0.1
+#: Sanity bounds on a config (a model file is read from anywhere: a config claiming a million scales
+#: or widths would hang or exhaust memory before anything else could object).
+MAX_SCALES = 8
+MAX_WIDTH = 4096
+MAX_BLOCKS = 64
+MAX_KERNEL = 15
+MAX_IO_CHANNELS = 1024
 HEAD_INIT_SCALE = 1e-2
 
 # Per size: channel widths of the three levels and ResBlocks per level in the encoder and decoder.
@@ -107,13 +114,22 @@ class NetworkConfig:
         if int(self.in_channels) < 1 or int(self.out_channels) < 1:
             raise ValueError("in_channels and out_channels must be >= 1")
         self.in_channels, self.out_channels = int(self.in_channels), int(self.out_channels)
-        if int(self.scales) < 1:
-            raise ValueError("scales must be >= 1")
+        if max(self.in_channels, self.out_channels) > MAX_IO_CHANNELS:
+            raise ValueError(f"in_channels and out_channels must be at most {MAX_IO_CHANNELS} (limit MAX_IO_CHANNELS)")
+        if not 1 <= int(self.scales) <= MAX_SCALES:
+            raise ValueError(f"scales must be 1..{MAX_SCALES} (limit MAX_SCALES), not {self.scales}")
         self.scales = int(self.scales)
         if min(self.widths) < 1 or min(self.enc_blocks + self.dec_blocks) < 0:
             raise ValueError("widths must be >= 1 and block counts >= 0")
+        if max(self.widths) > MAX_WIDTH:
+            raise ValueError(f"widths must be at most {MAX_WIDTH} (limit MAX_WIDTH), not {list(self.widths)}")
+        if max(self.enc_blocks + self.dec_blocks) > MAX_BLOCKS:
+            raise ValueError(f"block counts must be at most {MAX_BLOCKS} (limit MAX_BLOCKS)")
+        self.kernel, self.lstm_kernel = int(self.kernel), int(self.lstm_kernel)
         if self.kernel % 2 != 1 or self.lstm_kernel % 2 != 1:
             raise ValueError("kernel sizes must be odd")
+        if not (1 <= self.kernel <= MAX_KERNEL and 1 <= self.lstm_kernel <= MAX_KERNEL):
+            raise ValueError(f"kernel sizes must be 1..{MAX_KERNEL} (limit MAX_KERNEL)")
         if self.residual and self.in_channels < self.out_channels:
             raise ValueError("residual prediction needs in_channels >= out_channels")
 
@@ -139,7 +155,10 @@ class NetworkConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown network config keys: {sorted(unknown)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except OverflowError as err:  # int(inf) from a JSON 1e400
+            raise ValueError(f"a number is out of range: {err}") from None
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:

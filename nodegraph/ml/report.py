@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from nodegraph.io.atomic import atomic_output
+from nodegraph.atomic import atomic_output
 
 SUMMARY_HEADER = ("step", "loss", "learning_rate", "elapsed_s", "seconds_per_step")
 #: Pixels of grey between the cells of a contact sheet (and around it).

@@ -14,7 +14,8 @@ Custom knob specs (``--knob``, the CatFileCreator node's ``knobs``) read
   float knob starting at 0.
 
 TorchScript archives are loaded with ``torch.jit.load`` (TorchScript's own format: code plus
-tensors); do so only with modules whose origin you trust, as with any model file.
+tensors): packaging loads the module you name to check it; a packaged model is loaded later only
+after an explicit opt-in (:mod:`nodegraph.ml.trust`), which packaging it does not grant.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,9 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from nodegraph import channels as chans
+from nodegraph.atomic import atomic_write_bytes
 from nodegraph.errors import ChannelError
 from nodegraph.ml.modelfile import (FORMAT, FORMAT_VERSION, KIND, KIND_TORCHSCRIPT, ModelFileError,
-                                    check_knob, check_knobs, knob_attribute_value, load_cat, write_cat)
+                                    check_knob, check_knobs, knob_attribute_value, load_cat, read_cat_info,
+                                    write_cat)
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 VERIFY_SIZE = 64
@@ -136,21 +138,6 @@ def parse_channels(spec: str | Iterable[str], what: str) -> list[str]:
 
 
 # --- cat create -----------------------------------------------------------------------------------
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
 
 def create_cat_from_torchscript(torchscript: str | os.PathLike, cat_file: str | os.PathLike | None = None, *,
                                 channels_in: str | Iterable[str], channels_out: str | Iterable[str],
@@ -390,11 +377,12 @@ def export_torchscript(cat_file: str | os.PathLike, out: str | os.PathLike | Non
     output on a small random image; with ``nk`` also ``out`` with suffix ``.nk`` holding a
     CatFileCreator node whose ``catFile`` is ``<name>.nuke.cat``. Returns both paths."""
     cat_file = Path(cat_file)
-    loaded = load_cat(cat_file)
-    if loaded.kind != KIND:
+    kind = read_cat_info(cat_file)["kind"]  # checked before loading: a TorchScript module is never run here
+    if kind != KIND:
         raise ModelFileError(f"only nodegraph networks can be exported; this file already holds a "
-                             f"TorchScript module (kind {loaded.kind!r}): extract model.torchscript "
+                             f"TorchScript module (kind {kind!r}): extract model.torchscript "
                              "from the zip instead", path=str(cat_file))
+    loaded = load_cat(cat_file, kinds=(KIND,))
     out = Path(out) if out else cat_file.with_suffix(".pt")
     wrapper = NukeInferenceModule(loaded.module, loaded.knobs).eval()
     try:
@@ -412,15 +400,12 @@ def export_torchscript(cat_file: str | os.PathLike, out: str | os.PathLike | Non
     if not diff <= check_atol:
         raise ModelFileError(f"the exported module differs from nodegraph's output by {diff:g}",
                              path=str(cat_file))
-    try:
-        _write_atomic(out, data)
-        nk_path = None
-        if nk:
-            nk_path = out.with_suffix(".nk")
-            text = nk_snippet(loaded.meta, out.resolve(), out.resolve().with_suffix(".nuke.cat"))
-            _write_atomic(nk_path, text.encode())
-    except OSError as exc:
-        raise ModelFileError(f"cannot write the export: {exc}", path=str(out)) from None
+    atomic_write_bytes(out, data, create_directories=True, error=ModelFileError)
+    nk_path = None
+    if nk:
+        nk_path = out.with_suffix(".nk")
+        text = nk_snippet(loaded.meta, out.resolve(), out.resolve().with_suffix(".nuke.cat"))
+        atomic_write_bytes(nk_path, text.encode(), error=ModelFileError)
     return out, nk_path
 
 

@@ -11,7 +11,14 @@ end (:mod:`nodegraph.ml.modelfile`), ``<name>.ost`` (resume state, :mod:`nodegra
 
 Ctrl-C (KeyboardInterrupt) or SIGTERM stops after writing a checkpoint and the resume file, then
 raises :class:`TrainingInterrupted` carrying the result. ``resume=True`` continues from
-``<name>.ost`` to the same total step count; the summary keeps its lines up to the saved step.
+``<name>.ost`` to the same total step count; the summary keeps its lines up to the saved step;
+``learning_rate`` replaces the run's peak learning rate (on a resume too).
+
+A loss or gradient norm that stops being finite (a diverging run) stops training with
+:class:`TrainingDiverged`, naming the step, the last good checkpoint and how to resume at a lower
+learning rate; nothing is written after the divergence, so the last checkpoint and ``<name>.ost``
+stay the good ones. The check costs no extra host sync on the GPU: a device-side flag gathers
+every step's state and is read where the loop syncs anyway (summary lines, checkpoints, the end).
 
 On CUDA: bf16 autocast, channels_last, fused AdamW, optional ``torch.compile``. The learning rate
 follows a short linear warm-up, then the node's ``lrSchedule`` (cosine by default).
@@ -34,7 +41,7 @@ import torch
 from nodegraph.errors import KnobError, NodeGraphError
 
 from .dataset import DataSet, build_dataset, default_frames
-from .state import load_state, save_state
+from .state import StateFileError, check_training_state, load_state, save_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from nodegraph.graph import Graph
@@ -54,6 +61,19 @@ GRAD_CLIP = 1.0
 
 class TrainingError(NodeGraphError):
     """Training cannot start or continue (bad settings, unusable resume file)."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss (or the gradient norm) became NaN or infinite; ``step`` is where it was noticed,
+    ``checkpoint`` the last good ``.cat`` (None if none was written), ``state_path`` the ``.ost``
+    to resume from (None if none was written)."""
+
+    def __init__(self, message: str, *, node: str, step: int, checkpoint: Path | None,
+                 state_path: Path | None) -> None:
+        super().__init__(message, node=node)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.state_path = state_path
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -216,9 +236,13 @@ class Trainer:
     def __init__(self, graph: "Graph", node: "Node | str", *, epochs: float | None = None,
                  steps: int | None = None, device: str | torch.device | None = None, resume: bool = False,
                  compile: bool = False, log_every: int = 10, on_event: EventHandler | None = None,
-                 network: dict[str, Any] | None = None) -> None:
+                 network: dict[str, Any] | None = None, learning_rate: float | None = None) -> None:
         if epochs is not None and steps is not None:
             raise TrainingError("give epochs or steps, not both")
+        if learning_rate is not None and not (isinstance(learning_rate, (int, float))
+                                              and math.isfinite(learning_rate) and learning_rate > 0):
+            raise TrainingError(f"learning rate must be a finite number > 0, not {learning_rate!r}")
+        self.learning_rate = None if learning_rate is None else float(learning_rate)
         self.graph = graph
         self.node = graph.node(node)
         if getattr(self.node, "type_name", "") != "CopyCat":
@@ -251,6 +275,9 @@ class Trainer:
             raise KnobError("dataDirectory is empty: set the folder for checkpoints, the model and graphs",
                             node=self.name, knob="dataDirectory")
         self.dir = Path(k.dataDirectory).expanduser()
+        if self.dir.exists() and not self.dir.is_dir():
+            raise KnobError(f"dataDirectory {str(self.dir)!r} exists and is not a folder", node=self.name,
+                            knob="dataDirectory", path=str(self.dir))
         connected = graph.inputs_of(node)
         missing = [n for n in ("input", "groundTruth") if n not in connected]
         if missing:
@@ -266,7 +293,7 @@ class Trainer:
             if not ost.is_file():
                 raise TrainingError(f"nothing to resume: {str(ost)!r} does not exist (train without --resume "
                                     "to start)", node=self.name)
-            state = load_state(ost, device="cpu")
+            state = check_training_state(load_state(ost, device="cpu"), ost)
         self.state = state
 
         frames = _parse_frames(node, graph)
@@ -286,7 +313,11 @@ class Trainer:
 
         # the network: fresh, from initial weights, or from the resume file
         if state is not None:
-            config = NetworkConfig.from_dict(state["config"])
+            try:
+                config = NetworkConfig.from_dict(state["config"])
+            except (TypeError, ValueError) as err:
+                raise StateFileError(f"key 'config' is not a valid network: {err}", path=str(self.path(".ost"))) \
+                    from None
         else:
             try:
                 config = NetworkConfig(len(ds.channels_in), len(ds.channels_out),
@@ -298,7 +329,11 @@ class Trainer:
         if state is None and k.initialWeights == "checkpoint":
             model, config = self._initial_weights(config)
         if state is not None:
-            model.load_state_dict(state["model"])
+            try:
+                model.load_state_dict(state["model"])
+            except (RuntimeError, TypeError) as err:
+                raise StateFileError(f"key 'model' does not fit the network: {str(err)[:300]}",
+                                     path=str(self.path(".ost"))) from None
         self.config = config
         self.model = model.to(dev)
         if dev.type == "cuda":
@@ -334,11 +369,39 @@ class Trainer:
             total = total_steps_for(epochs, ds.size, batch)
         if total < 1:
             raise TrainingError("the run needs at least one step", node=self.name)
-        self.plan = Plan(self.name, dev, list(ds.frames), batch, crop, total, start, epochs,
-                         float(state["learning_rate"]) if state is not None else float(k.learningRate),
+        if self.learning_rate is not None:
+            lr = self.learning_rate
+        else:
+            lr = float(state["learning_rate"]) if state is not None else float(k.learningRate)
+        self.plan = Plan(self.name, dev, list(ds.frames), batch, crop, total, start, epochs, lr,
                          state["schedule"] if state is not None else k.lrSchedule,
                          count_parameters(self.model), str(keep_on))
+        self._make_optimizer(state)
         return self.plan
+
+    def _make_optimizer(self, state: dict[str, Any] | None) -> None:
+        """The optimizer and the crop sampler, restored from the resume state (checked: a resume
+        file whose optimizer or random state does not fit is a :class:`StateFileError`)."""
+        k, dev, model = self.node.knobs, self.dev, self.model
+        self.opt = torch.optim.AdamW(model.parameters(), lr=self.plan.learning_rate, betas=(0.9, 0.99),
+                                     weight_decay=1e-4, **({"fused": True} if dev.type == "cuda" else {}))
+        self.gen = torch.Generator().manual_seed(int(k.seed))
+        if state is None:
+            return
+        ost = str(self.path(".ost"))
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+            for group in self.opt.param_groups:
+                for p in group["params"]:
+                    for name, value in self.opt.state.get(p, {}).items():
+                        if isinstance(value, torch.Tensor) and value.dim() and value.shape != p.shape:
+                            raise ValueError(f"{name} has shape {tuple(value.shape)}, the weight {tuple(p.shape)}")
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+            raise StateFileError(f"key 'optimizer' does not fit the network: {str(err)[:300]}", path=ost) from None
+        try:
+            _set_rng_state(state["rng"], self.gen, dev)
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            raise StateFileError(f"key 'rng' is not a valid random state: {str(err)[:300]}", path=ost) from None
 
     def _check_same_dataset(self, ds: DataSet, saved: dict[str, Any]) -> None:
         now = ds.describe()
@@ -352,7 +415,7 @@ class Trainer:
                                          "the run started; continuing on the new images")
 
     def _initial_weights(self, config: Any) -> tuple[torch.nn.Module, Any]:
-        from .modelfile import ModelFileError, load_cat
+        from .modelfile import KIND, ModelFileError, load_cat
 
         k = self.node.knobs
         path = k.checkpointFile.strip()
@@ -360,7 +423,7 @@ class Trainer:
             raise KnobError("initialWeights is 'checkpoint' but checkpointFile is empty", node=self.name,
                             knob="checkpointFile")
         try:
-            loaded = load_cat(path, device="cpu")
+            loaded = load_cat(path, device="cpu", kinds=(KIND,))  # never runs a TorchScript module
         except ModelFileError as err:
             raise KnobError(err.message, node=self.name, knob="checkpointFile", path=path) from None
         lc = loaded.config
@@ -400,15 +463,15 @@ class Trainer:
 
         plan = self.plan or self.prepare()
         k, dev, ds, model = self.node.knobs, self.dev, self.ds, self.model
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise KnobError(f"cannot create dataDirectory: {err.strerror or err}", node=self.name,
+                            knob="dataDirectory", path=str(self.dir)) from None
         state = self.state
         cuda = dev.type == "cuda"
-        opt = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, betas=(0.9, 0.99), weight_decay=1e-4,
-                                **({"fused": True} if cuda else {}))
-        gen = torch.Generator().manual_seed(int(k.seed))
+        opt, gen = self.opt, self.gen
         if state is not None:
-            opt.load_state_dict(state["optimizer"])
-            _set_rng_state(state["rng"], gen, dev)
             self.model_id = state["model_id"]
             elapsed0 = float(state["elapsed_s"])
             summary = Summary.resume(self.path(".summary"), plan.start_step)
@@ -428,6 +491,10 @@ class Trainer:
         t0 = time.perf_counter()
         step = plan.start_step
         window: list[torch.Tensor] = []
+        # set on the device when a step's loss or gradient norm is not finite; read at sync points
+        nonfinite = torch.zeros((), dtype=torch.bool, device=dev)
+        resumed_cat = self.path(f".{step}.cat")
+        last_good: list[Path | None] = [resumed_cat if state is not None and resumed_cat.is_file() else None]
         t_last, step_last = t0, step
         self._losses: list[float] = [r[1] for r in summary.rows]
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
@@ -435,12 +502,22 @@ class Trainer:
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t0
 
+        def check_finite() -> None:
+            """Raise TrainingDiverged if any step since the start was not finite (one host sync)."""
+            if not bool(nonfinite):
+                return
+            summary.flush()
+            board.close()
+            raise self._diverged(step, last_good[0], plan, resumable=state is not None or bool(result.checkpoints))
+
         def save(final: bool) -> None:
+            check_finite()
             summary.flush()
             if not final:
                 p = self.path(f".{step}.cat")
                 self._save_cat(p, step, plan, elapsed())
                 result.checkpoints.append(p)
+                last_good[0] = p
                 if self.preview is not None:
                     result.previews.append(self._write_preview(step, board))
             self._save_state(opt, gen, plan, step, elapsed())
@@ -464,14 +541,17 @@ class Trainer:
                     loss = multiscale_l1(preds, model.pyramid(yb))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
                     opt.step()
+                    nonfinite.logical_or_(~torch.isfinite(loss.detach()) | ~torch.isfinite(norm))
                     step += 1
                     result.step = step
                     window.append(loss.detach())
                     if step % self.log_every == 0 or step == plan.total_steps:
                         mean = float(torch.stack(window).float().mean())
                         window.clear()
+                        if not math.isfinite(mean):
+                            check_finite()
                         now = time.perf_counter()
                         per_step = (now - t_last) / max(1, step - step_last)
                         t_last, step_last = now, step
@@ -490,6 +570,8 @@ class Trainer:
                         model.train()
                     self.emit("step", step=step, total=plan.total_steps)
         except KeyboardInterrupt:
+            if bool(nonfinite):  # never save a diverged state, even when interrupted
+                check_finite()
             if window:  # keep the partial window's loss in the curve
                 mean = float(torch.stack(window).float().mean())
                 summary.add(step, mean, lr, elapsed(), (time.perf_counter() - t_last) / max(1, step - step_last))
@@ -503,6 +585,7 @@ class Trainer:
             self.emit("interrupted", step=step, total=plan.total_steps)
             raise TrainingInterrupted(result) from None
         # the end: the model file, the resume file (a resume then has nothing left to do), graphs
+        check_finite()
         summary.flush()
         self._save_cat(self.path(".cat"), step, plan, elapsed())
         result.model_path = self.path(".cat")
@@ -514,6 +597,23 @@ class Trainer:
         self._finish(result, t0)
         self.emit("done", step=step, total=plan.total_steps, loss=result.final_loss, path=str(result.model_path))
         return result
+
+    def _diverged(self, step: int, checkpoint: Path | None, plan: Plan, *, resumable: bool) -> TrainingDiverged:
+        lower = f"{plan.learning_rate / 10:.3g}"
+        ost = self.path(".ost")
+        if resumable and ost.is_file():
+            good = f"the last good checkpoint is {str(checkpoint)!r} with" if checkpoint else "the last good state is"
+            how = (f"{good} the resume file {str(ost)!r}; continue "
+                   f"from it at a lower learning rate with `nodegraph train GRAPH --node {self.name} --resume "
+                   f"--learning-rate {lower}` (Python: train(..., resume=True, learning_rate={lower}))")
+            state_path = ost
+        else:
+            how = (f"no checkpoint was written before it; train again with a lower learningRate "
+                   f"(e.g. --learning-rate {lower}) or a smaller checkpointInterval")
+            checkpoint = state_path = None
+        return TrainingDiverged(f"training diverged: the loss became NaN or infinite by step {step} (learning "
+                                f"rate {plan.learning_rate:g}); nothing was written after the divergence; {how}",
+                                node=self.name, step=step, checkpoint=checkpoint, state_path=state_path)
 
     def _finish(self, result: TrainResult, t0: float) -> None:
         result.seconds = time.perf_counter() - t0
@@ -594,7 +694,7 @@ class Trainer:
 def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, steps: int | None = None,
           device: str | torch.device | None = None, resume: bool = False, compile: bool = False,
           log_every: int = 10, on_event: EventHandler | None = None,
-          network: dict[str, Any] | None = None) -> TrainResult:
+          network: dict[str, Any] | None = None, learning_rate: float | None = None) -> TrainResult:
     """Train a CopyCat node; returns a :class:`TrainResult` (final loss, file paths).
 
     ``epochs`` or ``steps`` override the node's ``epochs``; ``device`` overrides
@@ -602,14 +702,17 @@ def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, st
     ``torch.compile``; ``log_every`` steps per summary line; ``on_event(kind, info)`` receives
     ``plan``, ``log``, ``image``, ``checkpoint``, ``warning``, ``step``, ``interrupted`` and ``done``;
     ``network`` overrides :class:`~nodegraph.ml.network.NetworkConfig` fields of a fresh run
-    (``{"widths": (8, 16, 16), "lstm": False}``; tests use it for tiny networks).
-    Ctrl-C or SIGTERM raises :class:`TrainingInterrupted` (a KeyboardInterrupt) after saving.
+    (``{"widths": (8, 16, 16), "lstm": False}``; tests use it for tiny networks);
+    ``learning_rate`` replaces the node's ``learningRate`` (and, on a resume, the saved one: resume a
+    diverged run with a lower rate).
+    Ctrl-C or SIGTERM raises :class:`TrainingInterrupted` (a KeyboardInterrupt) after saving; a loss
+    that becomes NaN or infinite raises :class:`TrainingDiverged` keeping the last good checkpoint.
     """
     trainer = Trainer(graph, node, epochs=epochs, steps=steps, device=device, resume=resume, compile=compile,
-                      log_every=log_every, on_event=on_event, network=network)
+                      log_every=log_every, on_event=on_event, network=network, learning_rate=learning_rate)
     trainer.prepare()
     return trainer.run()
 
 
-__all__ = ["Plan", "TrainResult", "Trainer", "TrainingError", "TrainingInterrupted", "lr_at", "total_steps_for",
+__all__ = ["Plan", "TrainResult", "Trainer", "TrainingDiverged", "TrainingError", "TrainingInterrupted", "lr_at", "total_steps_for",
            "train"]

@@ -29,7 +29,8 @@ runner = CliRunner()
 RGBA = "rgba.red,rgba.green,rgba.blue,rgba.alpha"
 
 
-def test_cat_create_and_info(tmp_path):
+def test_cat_create_and_info(tmp_path, monkeypatch):
+    monkeypatch.setenv("NODEGRAPH_ALLOW_TORCHSCRIPT", "1")  # load_cat below runs the module: opt in
     pt = tmp_path / "CorridorKey.pt"
     torch.jit.script(Keyer()).save(str(pt))
     out = tmp_path / "ck.cat"

@@ -55,6 +55,12 @@ def _expected(plate_px, hint_px, despill, refiner):
     return np.stack([r, g2, b], -1), alpha
 
 
+@pytest.fixture(autouse=True)
+def allow_torchscript(monkeypatch):
+    """These tests load TorchScript models they made themselves: opt in explicitly."""
+    monkeypatch.setenv("NODEGRAPH_ALLOW_TORCHSCRIPT", "1")
+
+
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory):
     root = tmp_path_factory.mktemp("corridorkey")

@@ -8,7 +8,7 @@ import struct
 import pytest
 import torch
 
-from nodegraph.ml.state import StateFileError, load_state, pack, save_state, unpack
+from nodegraph.ml.state import STATE_VERSION, StateFileError, load_state, pack, save_state, unpack
 
 
 def test_pack_unpack_round_trip():
@@ -47,7 +47,7 @@ def test_optimizer_and_rng_round_trip(tmp_path):
     raw = path.read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
-    assert json.loads(header["__metadata__"]["nodegraph.ost"])["version"] == 1
+    assert json.loads(header["__metadata__"]["nodegraph.ost"])["version"] == STATE_VERSION
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -41,6 +41,12 @@ class Keyer(torch.nn.Module):
         return torch.cat([fg, alpha], dim=1)
 
 
+@pytest.fixture(autouse=True)
+def allow_torchscript(monkeypatch):
+    """These tests load TorchScript models they made themselves: opt in explicitly."""
+    monkeypatch.setenv("NODEGRAPH_ALLOW_TORCHSCRIPT", "1")
+
+
 @pytest.fixture
 def keyer_pt(tmp_path) -> Path:
     torch.manual_seed(0)

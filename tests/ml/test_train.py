@@ -4,6 +4,7 @@ with SIGKILL resumes to the same final step with a continuous loss curve."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -127,7 +128,9 @@ def test_resume_state_file(trained):
     assert state["dataset"]["frames"] == [1, 2, 3, 4]
     assert set(state["rng"]) >= {"torch", "sampler"}
     assert isinstance(state["model"], dict) and state["optimizer"]["state"]
-    assert not result.state_path.read_bytes().startswith(b"\x80")  # not a pickle
+    raw = result.state_path.read_bytes()  # a safetensors file (8-byte header length, JSON), not a pickle
+    n = int.from_bytes(raw[:8], "little")
+    assert n < len(raw) and raw[8:9] == b"{" and "nodegraph.ost" in json.loads(raw[8:8 + n])["__metadata__"]
 
 
 def _png_size(path: Path) -> tuple[int, int, int]:
