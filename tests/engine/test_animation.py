@@ -253,3 +253,24 @@ def test_validate_reports_bad_references_and_reference_cycles():
     cycles = [i for i in issues if i.kind == "reference_cycle"]
     assert len(cycles) == 1 and set(cycles[0].cycle) == {"A.rotate", "B.rotate"}
     assert "Gone" in str(next(i for i in issues if i.knob == "skewX"))
+
+
+def test_changes_to_root_or_referenced_knobs_are_seen_after_a_value_was_read():
+    g = ng.Graph()
+    t = g.add("Transform", "T1", rotate=Expression("root.fps * 2"))
+    ctl = g.add("Transform", "Ctl", rotate=1.0)
+    t.set(skewX=Expression("Ctl.rotate"))
+    assert t.value("rotate", 1) == 48.0 and t.value("skewX", 1) == 1.0
+    g.root["fps"] = 25.0
+    ctl.set(rotate=3.0)
+    assert t.value("rotate", 1) == 50.0 and t.value("skewX", 1) == 3.0
+
+
+def test_a_very_deep_reference_chain_is_a_clean_error():
+    g = ng.Graph()
+    prev = g.add("Transform", "T0", rotate=1.0)
+    for i in range(1, 600):
+        prev = g.add("Transform", f"T{i}", rotate=Expression(f"T{i - 1}.rotate + 1"))
+    with pytest.raises(KnobError, match="nested too deeply"):
+        prev.value("rotate", 1)
+    assert g["T50"].value("rotate", 1) == 51.0
