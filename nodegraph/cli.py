@@ -85,9 +85,16 @@ def render(
     set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip frames whose output file exists."),
     half: bool = typer.Option(False, "--half", help="Evaluate in half precision."),
+    allow_torchscript: bool = typer.Option(False, "--allow-torchscript",
+                                           help="Let Inference nodes load TorchScript models (they run code)."),
 ) -> None:
     """Render Write nodes over a frame range; exit code 1 if any frame failed."""
     import torch
+
+    if allow_torchscript:
+        from .ml.trust import allow_torchscript as _allow
+
+        _allow()
 
     from .graph import Graph
     from .render import render as run_render
@@ -139,6 +146,9 @@ def train(
     compile_: bool = typer.Option(False, "--compile", help="Compile the network with torch.compile (CUDA)."),
     log_every: int = typer.Option(10, "--log-every", min=1, help="Steps per line of the summary file."),
     set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate",
+                                                  help="Peak learning rate (also on --resume, e.g. lower "
+                                                       "after a divergence)."),
 ) -> None:
     """Train a CopyCat node; Ctrl-C stops after a checkpoint (exit code 130), --resume continues."""
     from .graph import Graph
@@ -189,7 +199,8 @@ def train(
     try:
         with progress:
             result = run_train(graph, node, epochs=epochs, steps=steps, device=device, resume=resume,
-                               compile=compile_, log_every=log_every, on_event=on_event)
+                               compile=compile_, log_every=log_every, on_event=on_event,
+                               learning_rate=learning_rate)
     except TrainingInterrupted as stop:
         r = stop.result
         say(console, (f"interrupted at step {r.step:,} of {r.total_steps:,}", "yellow"),
@@ -297,9 +308,17 @@ def demo(directory: Path = typer.Argument(Path("nodegraph-demo"), metavar="[DIR]
          workers: int = typer.Option(2, "--workers", "-j", min=1),
          device: str = typer.Option("cpu", "--device", callback=_device_option, help="cpu, cuda, cuda:N or auto."),
          ml: bool = typer.Option(True, "--ml/--no-ml", help="Also train a CopyCat and apply it with Inference."),
-         ml_steps: int = typer.Option(150, "--ml-steps", min=1, help="CopyCat training steps.")) -> None:
+         ml_steps: int = typer.Option(150, "--ml-steps", min=1, help="CopyCat training steps."),
+         allow_torchscript: bool = typer.Option(False, "--allow-torchscript",
+                                                help="Let Inference nodes load TorchScript models (they run code).")
+         ) -> None:
     """Build a procedural shot, comp it, render EXR and PNG; train a CopyCat on 3 frames and infer the shot."""
     from .demo import run_demo
+
+    if allow_torchscript:
+        from .ml.trust import allow_torchscript as _allow
+
+        _allow()
 
     try:
         report = run_demo(directory, workers=workers, device=device, console=console, ml=ml, ml_steps=ml_steps)
