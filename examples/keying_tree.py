@@ -17,7 +17,7 @@ model a ``Keyer`` (greenscreen key, intersected with the hint) stands in for it.
     python examples/keying_tree.py OUT_DIR                  # procedural green-screen shot, frames 1-8
     python examples/keying_tree.py OUT_DIR --plate shot/plate.####.exr --hint shot/hint.####.exr
     python examples/keying_tree.py OUT_DIR --model CorridorKey.cat --knob despill_strength=2
-    nodegraph render OUT_DIR/keying_tree.json --workers 2   # re-render the saved graph
+    nodegraph render OUT_DIR/keying_tree.json --workers 2 --allow-torchscript  # re-render the saved graph
 
 ``examples/keying_tree.json`` is this graph saved with the relative paths shot/plate.####.exr,
 shot/hint.####.exr and render/...: render it from a folder holding a ``shot`` directory.
@@ -106,6 +106,10 @@ def main() -> None:
     ap.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                     help="a custom knob of the model, e.g. despill_strength=2 (repeatable)")
     args = ap.parse_args()
+    if args.model:  # you named the model yourself: opt in to running its TorchScript (nodegraph.ml.trust)
+        from nodegraph.ml.trust import allow_torchscript
+
+        allow_torchscript()
     out = args.out.resolve()
     plate, hint = (args.plate, args.hint) if args.plate and args.hint else make_shot(out / "shot")
     knobs = {}
