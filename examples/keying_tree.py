@@ -33,12 +33,22 @@ from pathlib import Path
 import torch
 
 import nodegraph as ng
+from nodegraph.curve import Curve, Key
 from nodegraph.image import Format, Image
 from nodegraph.io import write_image
 from nodegraph.render import render
 
 FIRST, LAST = 1, 8
+#: The background brightens through the shot: the Constant's colour is keyed (linear) at the first
+#: and last frame, so every frame renders its own value.
 BACKGROUND = (0.05, 0.08, 0.12, 1.0)
+BACKGROUND_END = (0.09, 0.12, 0.20, 1.0)
+
+
+def background(frame: float) -> tuple[float, ...]:
+    """The background colour at ``frame`` (what the animated Constant gives)."""
+    t = (frame - FIRST) / (LAST - FIRST)
+    return tuple(a + (b - a) * t for a, b in zip(BACKGROUND, BACKGROUND_END))
 
 
 def build(plate: str, hint: str, out_dir: str, model: str | None = None,
@@ -63,7 +73,9 @@ def build(plate: str, hint: str, out_dir: str, model: str | None = None,
                     range=(0.0, 0.05, 1.0, 1.0), invert=True, combine="intersect")
     linear = g.add("Colorspace", name="ToLinear", input=key, colorspace_in="sRGB", colorspace_out="linear")
     premult = g.add("Premult", input=linear)
-    bg = g.add("Constant", name="Background", color=BACKGROUND, format="960x540")
+    bg = g.add("Constant", name="Background", format="960x540", color=[
+        Curve([Key(FIRST, a, "linear"), Key(LAST, b, "linear")]) if a != b else a
+        for a, b in zip(BACKGROUND, BACKGROUND_END)])
     comp = g.add("Merge2", name="Over", A=premult, B=bg, operation="over")
     g.add("Write", name="WriteComp", input=comp, file=f"{out_dir}/comp.####.exr", channels="rgba",
           compression="zip", create_directories=True)

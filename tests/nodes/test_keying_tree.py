@@ -47,7 +47,9 @@ def test_background_where_the_key_is_empty(rendered) -> None:
     k, root = rendered
     comp, names = _pixels(root / "render" / "comp.0004.exr")
     assert names == ["R", "G", "B", "A"]
-    np.testing.assert_allclose(comp[5, 5], k.BACKGROUND, atol=1e-3)  # half-float output
+    np.testing.assert_allclose(comp[5, 5], k.background(4), atol=1e-3)  # half-float output
+    # the background's colour is animated: frame 4 is not the first frame's colour
+    assert np.abs(comp[5, 5, :3] - np.array(k.BACKGROUND[:3])).max() > 0.01
 
 
 def test_subject_is_linearised_premultiplied_and_over(rendered) -> None:
@@ -62,9 +64,9 @@ def test_subject_is_linearised_premultiplied_and_over(rendered) -> None:
     screen = np.clip((g - max(r, b)) / 0.05, 0, 1)
     alpha = (1 - screen) * hint[y, x, 0]
     fg = _srgb_to_linear(plate[y, x, :3])
-    expected = fg * alpha + np.array(k.BACKGROUND[:3]) * (1 - alpha)
+    expected = fg * alpha + np.array(k.background(4)[:3]) * (1 - alpha)
     np.testing.assert_allclose(comp[y, x, :3], expected, rtol=2e-3, atol=1e-3)
-    assert comp[y, x, 3] == pytest.approx(alpha + k.BACKGROUND[3] * (1 - alpha), abs=1e-3)
+    assert comp[y, x, 3] == pytest.approx(alpha + k.background(4)[3] * (1 - alpha), abs=1e-3)
 
 
 def test_passes_exr_holds_comp_foreground_and_matte(rendered) -> None:
