@@ -4,7 +4,8 @@ The list follows Foundry's table of expression functions ("Adding Mathematical F
 Expressions"). Argument orders are Nuke's: ``atan2(y, x)`` as C's, ``lerp(a, b, x)`` and
 ``mix(a, b, x)`` = ``a + (b - a) * x``, ``smoothstep(a, b, x)``, ``step(a, x)``, ``clamp(x)``
 to 0..1 or ``clamp(x, min, max)``. ``int`` and ``trunc`` round toward zero, ``rint`` to the
-nearest integer with halves to even (C's ``rint`` in the default rounding mode).
+nearest integer with halves to even (C's ``rint`` in the default rounding mode). ``isnan`` and
+``isinf`` (1 or 0) are not in that table but appear in shipped gizmos' per-pixel expressions.
 
 Scalar functions raise ``ValueError``, ``ZeroDivisionError`` or ``OverflowError`` on a domain
 error (``log(-1)``, ``sqrt(-1)``, ``acos(2)``, ``pow(-2, 0.5)``, ``fmod(x, 0)``, ``exp(1000)``);
@@ -178,6 +179,8 @@ SCALAR = {
     "to_rec709f": (1, 1, _to_rec709), "from_rec709f": (1, 1, _from_rec709),
     "random": (1, 3, expr_noise.random), "noise": (1, 3, expr_noise.noise),
     "fBm": (6, 6, expr_noise.fbm), "turbulence": (6, 6, expr_noise.turbulence),
+    "isnan": (1, 1, lambda x: 1.0 if x != x else 0.0),
+    "isinf": (1, 1, lambda x: 1.0 if x in (math.inf, -math.inf) else 0.0),
     "pi": (0, 0, lambda: math.pi),
 }
 #: name -> (least, most) arguments, for the parser.
@@ -243,5 +246,6 @@ TENSOR = {
     "from_rec709f": lambda x: _w(x < 0.081, x / 4.5, ((x + 0.099) / 1.099).clamp(min=0) ** (1 / 0.45)),
     "random": expr_noise.random, "noise": expr_noise.noise,
     "fBm": expr_noise.fbm, "turbulence": expr_noise.turbulence,
+    "isnan": lambda x: torch.isnan(x).to(x.dtype), "isinf": lambda x: torch.isinf(x).to(x.dtype),
 }
 assert set(TENSOR) == set(SCALAR) - {"pi"}

@@ -31,7 +31,10 @@ PATH_WORDS = frozenset({"parent", "root", "this"})
 COMPONENT_NAMES = frozenset({"r", "g", "b", "a", "x", "y", "z", "w", "h", "t", "u", "v"})
 #: The TCL commands inside ``[...]`` that are understood.
 TCL_COMMANDS = ("value", "frame")
-MAX_DEPTH = 200
+#: Deepest nesting of parentheses, unary operators and calls the parser accepts.
+MAX_NESTING = 100
+#: Deepest syntax tree (a flat sum of n terms is n deep) that compiles and evaluates.
+MAX_DEPTH = 250
 
 
 class ExpressionError(KnobError):
@@ -109,6 +112,16 @@ class Var:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """A declared variable read at another pixel: ``r(x + 1, y)`` (the Expression node's form)."""
+
+    name: str
+    x: "Node"
+    y: "Node"
+    pos: int
+
+
+@dataclass(frozen=True)
 class Name:
     """A bare name: a variable when one of that name is given to ``evaluate``, else a knob."""
 
@@ -154,7 +167,7 @@ class Call:
     pos: int
 
 
-Node = Union[Num, Frame, Var, Name, Ref, Unary, Binary, Ternary, Call]
+Node = Union[Num, Frame, Var, Sample, Name, Ref, Unary, Binary, Ternary, Call]
 
 
 # --- lexer ---------------------------------------------------------------------------------------
@@ -249,7 +262,6 @@ def tokenize(text: str) -> list[Token]:
 _BINARY_LEVELS = (("||",), ("&&",), ("|",), ("&",), ("==", "!="), ("<", "<=", ">", ">="), ("+", "-"),
                   ("*", "/", "%"))
 _PRECEDENCE = {op: level for level, ops in enumerate(_BINARY_LEVELS) for op in ops}
-_UNARY_LEVEL = len(_BINARY_LEVELS)
 
 
 class Parser:
@@ -293,8 +305,8 @@ class Parser:
 
     def expression(self) -> Node:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.error(f"expression nests more than {MAX_DEPTH} levels deep", self.tok.pos)
+        if self.depth > MAX_NESTING:
+            raise self.error(f"expression nests more than {MAX_NESTING} levels deep", self.tok.pos)
         cond = self.binary(0)
         if self.at_op("?"):
             q = self.take("?")
@@ -305,14 +317,13 @@ class Parser:
         self.depth -= 1
         return cond
 
-    def binary(self, level: int) -> Node:
-        if level == _UNARY_LEVEL:
-            return self.unary()
-        left = self.binary(level + 1)
-        while self.tok.kind == "op" and _PRECEDENCE.get(self.tok.text) == level:
+    def binary(self, least: int) -> Node:
+        """Precedence climbing: operators of level >= ``least``, left-associative."""
+        left = self.unary()
+        while self.tok.kind == "op" and _PRECEDENCE.get(self.tok.text, -1) >= least:
             op = self.tok
             self.i += 1
-            left = Binary(op.text, left, self.binary(level + 1), op.pos)
+            left = Binary(op.text, left, self.binary(_PRECEDENCE[op.text] + 1), op.pos)
         return left
 
     def unary(self) -> Node:
@@ -320,8 +331,8 @@ class Parser:
             op = self.tok
             self.i += 1
             self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise self.error(f"expression nests more than {MAX_DEPTH} levels deep", op.pos)
+            if self.depth > MAX_NESTING:
+                raise self.error(f"expression nests more than {MAX_NESTING} levels deep", op.pos)
             operand = self.unary()
             self.depth -= 1
             return operand if op.text == "+" else Unary(op.text, operand, op.pos)
@@ -382,8 +393,14 @@ class Parser:
                 return self.function(name, args, first.pos)
             if call and name == "curve":
                 return self.timed(Reference((), "curve"), first.pos)
+            if call and name in self.variables:
+                args, open_pos = self.arguments()
+                if len(args) != 2:
+                    raise self.error(f"variable {name!r} is read at another pixel as {name}(x, y); "
+                                     f"got {len(args)} argument(s)", open_pos)
+                return Sample(name, args[0], args[1], first.pos)
             if call:
-                if name in self.variables or name in ("frame", "t", "pi"):
+                if name in ("frame", "t", "pi"):
                     raise self.error(f"{name!r} is not a function", first.pos)
                 close = difflib.get_close_matches(name, list(self.functions), n=1, cutoff=0.75)
                 args, _ = self.arguments()
@@ -489,6 +506,8 @@ def children(node: Node) -> tuple[Node, ...]:
         return node.args
     if isinstance(node, Ref) and node.at is not None:
         return (node.at,)
+    if isinstance(node, Sample):
+        return (node.x, node.y)
     return ()
 
 

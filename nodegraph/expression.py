@@ -39,7 +39,7 @@ import torch
 
 from nodegraph.expr_functions import ARITY, SCALAR, TENSOR, fmod, pow_
 from nodegraph.expr_parse import (MAX_DEPTH, Binary, Call, ExpressionError, Frame, Name, Num, Parser, Ref,
-                                  Reference, Ternary, Unary, Var, children, walk)
+                                  Reference, Sample, Ternary, Unary, Var, children, walk)
 
 __all__ = ["Expression", "ExpressionError", "Reference", "FUNCTIONS", "COMPONENT_INDEX"]
 
@@ -54,13 +54,17 @@ _MISSING = object()
 _MATH_ERRORS = (ValueError, ZeroDivisionError, OverflowError)
 
 
-class _Env:
-    __slots__ = ("frame", "resolve", "vars", "dtype", "device")
+Sampler = Callable[[str, Any, Any], Any]
 
-    def __init__(self, frame, resolve, variables, dtype=None, device=None):
+
+class _Env:
+    __slots__ = ("frame", "resolve", "vars", "sample", "dtype", "device")
+
+    def __init__(self, frame, resolve, variables, sample=None, dtype=None, device=None):
         self.frame = frame
         self.resolve = resolve
         self.vars = variables
+        self.sample = sample
         self.dtype = dtype
         self.device = device
 
@@ -72,14 +76,19 @@ class _Program:
         self.text = text
         self.tree = Parser(text, ARITY, variables).parse()
         refs: list[Reference] = []
+        samples: list[str] = []
         self.uses_time = False
         for node in walk(self.tree):
             if isinstance(node, (Ref, Name)):
                 if node.ref not in refs:
                     refs.append(node.ref)
+            elif isinstance(node, Sample):
+                if node.name not in samples:
+                    samples.append(node.name)
             elif isinstance(node, Frame):
                 self.uses_time = True
         self.references = tuple(refs)
+        self.samples = tuple(samples)
         dynamic = _dynamic_nodes(self.tree, text)
         self.scalar = _ScalarCompiler(text, dynamic).compile(self.tree)
         self._tensor: Callable[[_Env], Any] | None = None
@@ -98,12 +107,13 @@ def _dynamic_nodes(tree, text: str) -> set[int]:
     while stack:
         node, depth, done = stack.pop()
         if depth > MAX_DEPTH:
-            raise ExpressionError(f"expression nests more than {MAX_DEPTH} levels deep", text, node.pos + 1)
+            raise ExpressionError(f"expression is more than {MAX_DEPTH} levels deep (operations inside "
+                                  f"operations); split it across knobs", text, node.pos + 1)
         kids = children(node)
         if not done:
             stack.append((node, depth, True))
             stack.extend((kid, depth + 1, False) for kid in kids)
-        elif isinstance(node, (Frame, Var, Name, Ref)) or any(id(kid) in dynamic for kid in kids):
+        elif isinstance(node, (Frame, Var, Sample, Name, Ref)) or any(id(kid) in dynamic for kid in kids):
             dynamic.add(id(node))
     return dynamic
 
@@ -147,6 +157,11 @@ class Expression:
         """The knobs this expression reads, in order of first appearance, without repeats."""
         return self._program.references
 
+    def samples(self) -> tuple[str, ...]:
+        """The variables read at other pixels (``r(x + 1, y)``): a per-pixel node must supply
+        ``sample`` to :meth:`evaluate_pixels` for them."""
+        return self._program.samples
+
     def uses_time(self) -> bool:
         """True when the value depends on the frame directly (``frame``, ``t``, ``[frame]``,
         including inside a timed reference such as ``X.y(frame - 1)``). A referenced knob may be
@@ -161,13 +176,20 @@ class Expression:
         be used as a number). Raises :class:`ExpressionError` on a domain error, a division by
         zero, a missing variable or a reference without a resolver.
         """
+        return self.evaluate_pixels(frame, resolve, variables)
+
+    def evaluate_pixels(self, frame: float, resolve: Resolver | None, variables: dict[str, Any],
+                        sample: Sampler | None = None) -> Any:
+        """:meth:`evaluate` with the variables as a mapping, and ``sample(name, x, y)`` giving
+        variable ``name`` at pixel coordinates ``x``, ``y`` (tensors in a per-pixel run) for
+        the ``r(x, y)`` form."""
         for value in variables.values():
             if isinstance(value, torch.Tensor):
                 tensors = [v for v in variables.values() if isinstance(v, torch.Tensor)]
                 dtype = torch.float64 if any(v.dtype == torch.float64 for v in tensors) else torch.float32
-                env = _Env(frame, resolve, variables, dtype, tensors[0].device)
+                env = _Env(frame, resolve, variables, sample, dtype, tensors[0].device)
                 return self._program.tensor(env)
-        return self._program.scalar(_Env(float(frame), resolve, variables))
+        return self._program.scalar(_Env(float(frame), resolve, variables, sample))
 
 
 # --- shared runtime helpers -------------------------------------------------------------------------
@@ -243,6 +265,16 @@ class _ScalarCompiler:
             except KeyError:
                 raise _runtime(text, pos, f"variable {name!r} was not given") from None
         return var
+
+    def c_Sample(self, node: Sample):
+        name, text, pos = node.name, self.text, node.pos
+        fx, fy = self.compile(node.x), self.compile(node.y)
+
+        def sample(env):
+            if env.sample is None:
+                raise _runtime(text, pos, f"{name}(x, y) reads another pixel, which needs an image (no sampler given)")
+            return float(env.sample(name, fx(env), fy(env)))
+        return sample
 
     def c_Name(self, node: Name):
         name, ref, text, pos = node.name, node.ref, self.text, node.pos
@@ -405,6 +437,16 @@ class _TensorCompiler:
                 raise _runtime(text, pos, f"variable {name!r} was not given")
             return t(env, env.vars[name])
         return var
+
+    def t_Sample(self, node: Sample):
+        name, text, pos, t = node.name, self.text, node.pos, self._t
+        fx, fy = self.compile(node.x), self.compile(node.y)
+
+        def sample(env):
+            if env.sample is None:
+                raise _runtime(text, pos, f"{name}(x, y) reads another pixel, which needs an image (no sampler given)")
+            return t(env, env.sample(name, fx(env), fy(env)))
+        return sample
 
     def t_Name(self, node: Name):
         name, ref, text, pos, t = node.name, node.ref, self.text, node.pos, self._t
