@@ -92,16 +92,16 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Write ``state`` (nested dicts/lists of JSON values and tensors) atomically to ``path``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from nodegraph.atomic import atomic_output
+    from nodegraph.atomic import atomic_write_bytes
 
     tensors: dict[str, torch.Tensor] = {}
     structure = pack(state, tensors, "t")
     header = json.dumps({"version": STATE_VERSION, "tensors_sha256": tensors_digest(tensors),
                          "state": structure}, allow_nan=True)
-    with atomic_output(path, error=StateFileError) as tmp:
-        save_file(tensors, str(tmp), metadata={_META_KEY: header})
+    # bytes, then the one atomic writer (safetensors' own save_file creates files mode 0600)
+    atomic_write_bytes(path, save(tensors, metadata={_META_KEY: header}), error=StateFileError)
 
 
 def load_state(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -127,7 +127,7 @@ def load_state(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     if not isinstance(header, dict):
         raise StateFileError("corrupt resume header: not a JSON object", path=str(path))
     if header.get("version") != STATE_VERSION:
-        raise StateFileError(f"resume file version {str(header.get('version'))[:40]!r} is not supported "
+        raise StateFileError(f"resume file version {repr(header.get('version'))[:40]} is not supported "
                              f"(this nodegraph reads version {STATE_VERSION}); train without --resume to "
                              "start again", path=str(path))
     if tensors_digest(tensors) != header.get("tensors_sha256"):

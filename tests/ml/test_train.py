@@ -257,10 +257,11 @@ def test_cli_train_and_resume(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Total Steps = 6" in " ".join(res.output.split())
     assert (tmp_path / "train" / "CopyCat1.cat").is_file() and (tmp_path / "train" / "CopyCat1.5.cat").is_file()
-    res = runner.invoke(app, ["train", str(doc), "--steps", "8", "--resume"])
+    res = runner.invoke(app, ["train", str(doc), "--steps", "8", "--resume", "--learning-rate", "5e-4"])
     assert res.exit_code == 0, res.output
     assert "resuming at step 6" in " ".join(res.output.split())
-    assert load_state(tmp_path / "train" / "CopyCat1.ost")["step"] == 8
+    state = load_state(tmp_path / "train" / "CopyCat1.ost")
+    assert state["step"] == 8 and state["learning_rate"] == 5e-4
 
 
 def test_schedule_and_total_steps():
