@@ -3,6 +3,9 @@
 The entry points dispatch by extension: ``.exr`` to :mod:`.exr`, movie containers to
 :mod:`.movie`, anything else to OpenImageIO (:mod:`.stills`). Every failure is a
 :class:`~nodegraph.errors.ImageIOError` naming the file (``MissingFrameError`` when absent).
+Readers check the size a file declares against :func:`max_image_bytes` before decoding
+(``NODEGRAPH_MAX_IMAGE_BYTES`` or :func:`set_max_image_bytes` raise it); writers never publish
+a partial file, even on a full disk.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import OpenImageIO as oiio
 import torch
 
 from nodegraph import channels as chans
-from nodegraph.errors import ImageIOError, MissingFrameError, NodeGraphError
+from nodegraph.errors import ImageIOError, NodeGraphError
 from nodegraph.image import Image
 
 from . import exr, movie, stills
 from .atomic import atomic_output
 from .exr import exr_info, read_exr, write_exr
+from .guard import ENV_MAX_IMAGE_BYTES, check_readable, max_image_bytes, set_max_image_bytes
 from .movie import MovieWriter, movie_info, read_movie_frame
 from .sequence import frame_path, frames_on_disk, is_sequence, nearest_frame, parse_frame_range
 from .stills import read_still, write_still
@@ -29,6 +33,7 @@ __all__ = [
     "read_image", "write_image", "probe", "file_types", "atomic_output", "read_exr", "write_exr",
     "exr_info", "read_still", "write_still", "movie_info", "read_movie_frame", "MovieWriter",
     "is_sequence", "frame_path", "frames_on_disk", "parse_frame_range", "nearest_frame",
+    "max_image_bytes", "set_max_image_bytes", "ENV_MAX_IMAGE_BYTES",
 ]
 
 
@@ -75,17 +80,14 @@ def write_image(path: str | os.PathLike[str], image: Image, *, file_type: str | 
 
 
 def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What a file holds, without decoding more than needed (for ``nodegraph info``)."""
+    """What a file holds, from its headers only, never decoding pixels (for ``nodegraph info``)."""
     path = str(path)
-    if not os.path.exists(path):
-        raise MissingFrameError("file does not exist", path=path)
     kind = _kind(path)
     if kind == "exr":
         return exr_info(path)
     if kind == "movie":
         return movie_info(path)
-    if os.path.getsize(path) == 0:
-        raise ImageIOError("file is empty", path=path)
+    check_readable(path)
     inp = oiio.ImageInput.open(path)
     if inp is None:
         raise ImageIOError(f"cannot open image: {oiio.geterror()}", path=path)

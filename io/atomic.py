@@ -1,5 +1,74 @@
-"""Atomic file output for the image writers: the engine's one implementation (``nodegraph.atomic``)."""
+"""Atomic file output for the image writers: the engine's one implementation (``nodegraph.atomic``),
+plus :func:`memory_output` for encoders written in C that cannot be trusted with a full disk.
 
-from nodegraph.atomic import atomic_output, remove_stale_temps, temp_path_for
+Why a memory sink: on a full disk libjpeg ends the whole process (its ``error_exit``), libpng and
+OIIO's DPX writer report success for truncated files, libwebp loops. An encoder that writes into
+an anonymous in-memory file (Linux ``memfd``, opened by the library as ``/proc/self/fd/N``)
+cannot hit ENOSPC or a quota; the bytes are then copied into the target's temp file by Python,
+checking every ``write`` and the final ``close``/``fsync``, and published by ``atomic_output``.
+"""
 
-__all__ = ["atomic_output", "remove_stale_temps", "temp_path_for"]
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from nodegraph.atomic import atomic_output, fsync_dir, fsync_path, remove_stale_temps, temp_path_for, write_bytes_to
+from nodegraph.atomic import _os_message as os_message  # one wording of OS errors everywhere
+from nodegraph.errors import ImageIOError
+
+__all__ = ["atomic_output", "remove_stale_temps", "temp_path_for", "fsync_path", "fsync_dir", "memory_output",
+           "memory_files_available", "os_message", "copy_fd_to"]
+
+_COPY_CHUNK = 8 << 20
+
+
+def memory_files_available() -> bool:
+    """Whether encoders can write into memory files (Linux ``memfd`` reachable through ``/proc``)."""
+    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+def copy_fd_to(src: int, size: int, dst: int) -> None:
+    """Copy ``size`` bytes of ``src`` (from offset 0) to ``dst``, every read and write checked."""
+    offset = 0
+    while offset < size:
+        chunk = os.pread(src, min(_COPY_CHUNK, size - offset), offset)
+        if not chunk:
+            raise OSError(errno.EIO, "the encoded data ended early")
+        write_bytes_to(dst, chunk)
+        offset += len(chunk)
+
+
+@contextlib.contextmanager
+def memory_output(path: str | os.PathLike[str], *, create_directories: bool = False,
+                  in_memory: bool = True) -> Iterator[str]:
+    """Yield a file name for an encoder to write the whole file to; publish it at ``path`` atomically.
+
+    With ``in_memory`` (and where memory files exist) the name is a memory file's, and the bytes
+    reach disk only through checked writes; otherwise it is ``atomic_output``'s temp file. Either
+    way an exception leaves nothing at ``path`` (nor a temp file) and ``OSError`` becomes an
+    :class:`ImageIOError` naming ``path``; an encoder that produced no bytes is an error too.
+    """
+    if not (in_memory and memory_files_available()):
+        with atomic_output(path, create_directories=create_directories) as tmp:
+            yield str(tmp)
+            if tmp.exists() and tmp.stat().st_size == 0:
+                raise ImageIOError("the encoder produced an empty file", path=str(path))
+        return
+    fd = os.memfd_create(f"nodegraph-{Path(path).name}"[:200], getattr(os, "MFD_CLOEXEC", 1))
+    try:
+        yield f"/proc/self/fd/{fd}"
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise ImageIOError("the encoder produced no data", path=str(path))
+        with atomic_output(path, create_directories=create_directories) as tmp:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            try:
+                copy_fd_to(fd, size, out)
+            finally:
+                os.close(out)
+    finally:
+        os.close(fd)

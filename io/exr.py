@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 import OpenEXR
+import OpenImageIO as oiio
 import torch
 
 from nodegraph import channels as chans
-from nodegraph.errors import ImageIOError, MissingFrameError
+from nodegraph.errors import ImageIOError
 from nodegraph.image import Box, Format, Image
 
-from .atomic import atomic_output
+from .atomic import memory_output
+from .guard import check_decode_size, check_readable
 
 COMPRESSIONS: dict[str, Any] = {
     "none": OpenEXR.NO_COMPRESSION,
@@ -53,26 +55,20 @@ STRUCTURAL = frozenset({
 })
 
 
-def _check_file(path: str) -> None:
-    if not os.path.exists(path):
-        raise MissingFrameError("file does not exist", path=path)
-    if os.path.isdir(path):
-        raise ImageIOError("is a directory, not an image file", path=path)
-
-
-def _open(path: str, *, header_only: bool) -> Any:
+def _open(path: str, *, header_only: bool, head: Any = None) -> Any:
     """Open with the bindings, turning every failure mode into :class:`ImageIOError`.
 
     The bindings do not raise for truncated pixel data: they print a warning and drop the part,
-    so the part count is checked against a header-only read.
+    so the part count is checked against a header-only read (``head``, when already made).
+    A full read decodes every part, so callers check :func:`_check_size` first.
     """
-    _check_file(path)
+    if head is None:
+        check_readable(path)
     try:
-        if os.path.getsize(path) == 0:
-            raise ImageIOError("file is empty", path=path)
-        if not OpenEXR.isOpenExrFile(path):
-            raise ImageIOError("not an OpenEXR file (bad magic number)", path=path)
-        head = OpenEXR.File(path, header_only=True)
+        if head is None:
+            if not OpenEXR.isOpenExrFile(path):
+                raise ImageIOError("not an OpenEXR file (bad magic number)", path=path)
+            head = OpenEXR.File(path, header_only=True)
         if header_only:
             return head
         full = OpenEXR.File(path, separate_channels=True)
@@ -83,6 +79,30 @@ def _open(path: str, *, header_only: bool) -> Any:
     if len(full.parts) != len(head.parts) or not head.parts:
         raise ImageIOError("OpenEXR file is truncated or corrupt (pixel data unreadable)", path=path)
     return full
+
+
+def _check_size(path: str, head: Any, indices: list[int], dtype: torch.dtype) -> None:
+    """Refuse, from the headers alone, a file whose decode would exceed the image size limit.
+
+    The bindings decode every part (each sample up to 4 bytes; header-only reads do not know
+    the sample types), then the chosen parts are copied into one ``dtype`` tensor.
+    """
+    native, declared = 0, []
+    for p in head.parts:
+        box = _window(p.header["dataWindow"])
+        w, h = max(0, box.width), max(0, box.height)
+        channels = p.header.get("channels") or []
+        native += sum(4 * -(-w // max(1, int(c.xSampling))) * -(-h // max(1, int(c.ySampling))) for c in channels)
+        declared.append(f"{w}x{h} pixels, {len(channels)} channel(s)")
+    boxes = [_window(head.parts[i].header["dataWindow"]) for i in indices]
+    bbox = boxes[0]
+    for b in boxes[1:]:
+        bbox = bbox.union(b)
+    count = sum(len(head.parts[i].header.get("channels") or []) for i in indices)
+    out = max(0, bbox.width) * max(0, bbox.height) * count * torch.empty((), dtype=dtype).element_size()
+    text = declared[0] if len(declared) == 1 else f"{len(declared)} parts ({'; '.join(declared[:3])}" + \
+        (", ...)" if len(declared) > 3 else ")")
+    check_decode_size(path, native + out, text)
 
 
 def _window(value: Any) -> Box:
@@ -169,8 +189,10 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
     in every one of them (``rgba_left.red``), and the data windows are united.
     """
     path = str(path)
-    f = _open(path, header_only=False)
-    indices = _choose_parts(f, part, path)
+    head = _open(path, header_only=True)
+    indices = _choose_parts(head, part, path)
+    _check_size(path, head, indices, dtype)
+    f = _open(path, header_only=False, head=head)
     names = _part_names(f)
     first = f.parts[indices[0]].header
     display = _window(first["displayWindow"])
@@ -224,14 +246,34 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
     return Image(pixels, tuple(order), bbox, fmt, metadata)
 
 
+def _channel_types(path: str, count: int) -> list[dict[str, str]]:
+    """Sample type of each channel of each part, read from the headers by OpenImageIO (the bindings
+    only learn sample types by decoding pixels)."""
+    inp = oiio.ImageInput.open(path)
+    if inp is None:
+        raise ImageIOError(f"cannot read OpenEXR header: {oiio.geterror().strip()}", path=path)
+    try:
+        types = []
+        for i in range(count):
+            if i and not inp.seek_subimage(i, 0):
+                raise ImageIOError(f"cannot read the header of part {i}: {inp.geterror().strip()}", path=path)
+            spec = inp.spec()
+            fmts = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
+            types.append({n: {"uint": "uint32"}.get(t, t) for n, t in zip(spec.channelnames, fmts)})
+        return types
+    finally:
+        inp.close()
+
+
 def exr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Structure of every part: windows, channels with sample types, attributes (for ``probe``).
 
-    The bindings only know channel sample types once pixels are read, so this reads the whole
-    file (which also proves it is not truncated).
+    Reads headers only, never pixels, so it is instant (and safe) on any file whatever size it
+    declares; a truncated pixel area shows only when the file is read.
     """
     path = str(path)
-    f = _open(path, header_only=False)
+    f = _open(path, header_only=True)
+    types = _channel_types(path, len(f.parts))
     parts = []
     for i, p in enumerate(f.parts):
         h = p.header
@@ -244,9 +286,9 @@ def exr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
             "display_window": tuple(_window(h["displayWindow"])),
             "pixel_aspect": float(h.get("pixelAspectRatio", 1.0)),
             "channels": [
-                {"name": chans.from_file_name(name), "file_name": name,
-                 "type": _TYPE_NAMES.get(np.asarray(c.pixels).dtype, "float"), "sampling": (c.xSampling, c.ySampling)}
-                for name, c in p.channels.items()
+                {"name": chans.from_file_name(c.name), "file_name": c.name,
+                 "type": types[i].get(c.name, "unknown"), "sampling": (c.xSampling, c.ySampling)}
+                for c in h.get("channels") or []
             ],
             "attributes": _attributes(h),
         }
@@ -358,10 +400,12 @@ def write_exr(path: str | os.PathLike[str], image: Image, *, datatype: str | Map
         tiles = OpenEXR.TileDescription()
         tiles.xSize, tiles.ySize = int(tile_size[0]), int(tile_size[1])
         header["tiles"] = tiles
-    with atomic_output(path, create_directories=create_directories) as tmp:
+    # encoded into memory, then copied to disk with checked writes (the library's last buffered
+    # write is flushed by a destructor that cannot report a full disk)
+    with memory_output(path, create_directories=create_directories) as target:
         try:
             # File() replaces the arrays in the dict it is given with Channel objects.
-            OpenEXR.File(header, dict(file_channels)).write(str(tmp))
+            OpenEXR.File(header, dict(file_channels)).write(target)
         except Exception as exc:
             raise ImageIOError(f"cannot write OpenEXR file: {exc}", path=path) from exc
 

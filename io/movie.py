@@ -24,7 +24,8 @@ from nodegraph import channels as chans
 from nodegraph.errors import ImageIOError, MissingFrameError
 from nodegraph.image import Box, Format, Image
 
-from .atomic import temp_path_for
+from .atomic import atomic_output, os_message
+from .guard import check_decode_size, check_readable
 
 MOVIE_EXTENSIONS = {".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm"}
 #: Default codec and pixel format per container extension.
@@ -138,13 +139,8 @@ _cache_pid = os.getpid()
 
 def _reader(path: str) -> _Reader:
     global _cache_pid
-    if not os.path.exists(path):
-        raise MissingFrameError("file does not exist", path=path)
-    if os.path.isdir(path):
-        raise ImageIOError("is a directory, not a movie file", path=path)
+    check_readable(path, "movie")
     st = os.stat(path)
-    if st.st_size == 0:
-        raise ImageIOError("file is empty", path=path)
     key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     with _cache_lock:
         if _cache_pid != os.getpid():  # forked: containers are not shareable across processes
@@ -190,6 +186,10 @@ def read_movie_frame(path: str | os.PathLike[str], index: int, *, dtype: torch.d
         if not 0 <= index < count:
             raise MissingFrameError(f"frame index {index} outside the movie's {count} frames (0..{count - 1})",
                                     path=path)
+        w, h = reader.stream.codec_context.width or 0, reader.stream.codec_context.height or 0
+        # decoded frame, RGB copy (8 or 16 bit) and the float result
+        check_decode_size(path, w * h * (4 + 3 * (2 if reader.high_bit_depth else 1) + 3 * 4),
+                          f"{w}x{h} pixel frames")
         try:
             frame = reader.frame(index)
             fmt = "rgb48le" if reader.high_bit_depth else "rgb24"
@@ -232,18 +232,20 @@ class MovieWriter:
         self.pixel_format = pixel_format or (default_pix if codec in (None, default_codec) else None)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.bit_rate, self.options = bit_rate, dict(options or {})
-        if create_directories:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if not Path(self.path).parent.is_dir():
-            raise ImageIOError(f"output directory {str(Path(self.path).parent)!r} does not exist", path=self.path)
-        self.tmp = temp_path_for(self.path)
-        try:
-            self.container = av.open(str(self.tmp), "w")
-        except Exception as exc:
-            raise ImageIOError(f"cannot create movie: {exc}", path=self.path) from exc
+        # temp file next to the target (stale ones of killed writers removed), fsync, rename
+        self._output: Any = atomic_output(self.path, create_directories=create_directories)
+        self.tmp = self._output.__enter__()
         self.stream: Any = None
         self.frames = 0
         self.closed = False
+        try:
+            self.container = av.open(str(self.tmp), "w")
+        except Exception as exc:
+            self.abort()
+            raise self._error("cannot create movie", exc) from exc
+
+    def _error(self, what: str, exc: BaseException) -> ImageIOError:
+        return ImageIOError(f"{what}: {os_message(exc) if isinstance(exc, OSError) else exc}", path=self.path)
 
     def _open_stream(self, width: int, height: int) -> None:
         s = self.container.add_stream(self.codec, rate=self.fps, options=self.options)
@@ -288,13 +290,15 @@ class MovieWriter:
             self.frames += 1
         except ImageIOError:
             raise
-        except Exception as exc:
-            raise ImageIOError(f"cannot encode frame {self.frames}: {exc}", path=self.path) from exc
+        except Exception as exc:  # the encoder or the disk failed: the movie cannot be finished
+            self.abort()
+            raise self._error(f"cannot encode frame {self.frames}", exc) from exc
 
     add = write
 
     def close(self) -> None:
-        """Flush the encoder and move the finished file into place."""
+        """Flush the encoder and move the finished file into place (fsynced; any failure of the
+        encoder, the disk or the rename removes the temp file and raises ``ImageIOError``)."""
         if self.closed:
             return
         try:
@@ -302,27 +306,32 @@ class MovieWriter:
                 raise ImageIOError("no frames were written", path=self.path)
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
-            self.container.close()
             self.closed = True
-            os.replace(self.tmp, self.path)
+            self.container.close()
         except BaseException as exc:
             self.abort()
             if isinstance(exc, ImageIOError) or not isinstance(exc, Exception):
                 raise
-            raise ImageIOError(f"cannot finish movie: {exc}", path=self.path) from exc
+            raise self._error("cannot finish movie", exc) from exc
+        output, self._output = self._output, None
+        output.__exit__(None, None, None)  # fsync, rename, fsync folder; OSError -> ImageIOError
 
     def abort(self) -> None:
         """Drop everything written so far; nothing appears at ``path``."""
         if not self.closed:
             self.closed = True
+            container = getattr(self, "container", None)
+            if container is not None:
+                try:
+                    container.close()
+                except Exception:
+                    pass
+        output, self._output = self._output, None
+        if output is not None:  # leaving atomic_output with an exception removes the temp file
             try:
-                self.container.close()
+                output.__exit__(RuntimeError, RuntimeError("movie aborted"), None)
             except Exception:
                 pass
-        try:
-            os.unlink(self.tmp)
-        except OSError:
-            pass
 
     def __enter__(self) -> "MovieWriter":
         return self

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 
 import fileseq
 
-from nodegraph.errors import MissingFrameError, NodeGraphError
+from nodegraph.errors import ImageIOError, MissingFrameError, NodeGraphError
+
+from .guard import os_reason
 
 _PAD_STYLE = fileseq.PAD_STYLE_HASH1
 # fileseq's parser wants the token right before the extension; Nuke allows it anywhere in the
@@ -113,5 +115,11 @@ def nearest_frame(pattern: str | os.PathLike[str], frame: int) -> int:
     """The frame on disk closest to ``frame`` (the earlier one on a tie), like Read's 'nearest frame'."""
     frames = frames_on_disk(pattern)
     if not frames:
+        folder = os.path.dirname(str(pattern)) or "."
+        try:
+            os.listdir(folder)
+        except OSError as err:
+            raise ImageIOError(f"cannot list the sequence's folder {folder[:200]!r}: {os_reason(folder, err)}",
+                               path=str(pattern), frame=int(frame)) from None
         raise MissingFrameError("no frames of the sequence exist on disk", path=str(pattern), frame=int(frame))
     return min(frames, key=lambda f: (abs(f - frame), f))
