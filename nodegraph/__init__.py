@@ -1,27 +1,38 @@
 """nodegraph: headless, Nuke-style compositing with shot-specific machine learning.
 
-Build a graph, evaluate frames, render Write nodes::
+Build a graph, evaluate a frame, render its Write nodes, save it as JSON (``nodegraph render
+comp.json`` renders it again). Inputs are named as in Nuke: Merge2 puts ``A`` over ``B``::
 
-    import nodegraph as ng
-    g = ng.Graph()
-    bg = g.add("Checkerboard", format="HD_1080")
-    fg = g.add("Read", file="plate.####.exr", first=1001, last=1100)
-    out = g.add("Merge2", A=fg, B=bg, operation="over")
-    g.add("Write", out, file="comp.####.exr")
-    image = g.evaluate(out, 1001)
+    >>> import nodegraph as ng
+    >>> from nodegraph.render import render
+    >>> g = ng.Graph()
+    >>> bg = g.add("CheckerBoard2", format="64x32")
+    >>> fg = g.add("Constant", color=(0.5, 0.25, 0.0, 0.5), format="64x32")
+    >>> over = g.add("Merge2", A=fg, B=bg, operation="over")
+    >>> image = g.evaluate(over, 1)
+    >>> image.channels
+    ('rgba.red', 'rgba.green', 'rgba.blue', 'rgba.alpha')
+    >>> tuple(image.pixels.shape)  # [channels, height, width]
+    (4, 32, 64)
+    >>> write = g.add("Write", input=over, file="comp.####.exr", channels="rgba")
+    >>> result = render(g, frames="1-3")
+    >>> [path for _, _, path in result.written]
+    ['comp.0001.exr', 'comp.0002.exr', 'comp.0003.exr']
+    >>> plate = g.add("Read", file="comp.####.exr")
+    >>> g.frame_range(plate)
+    (1, 3)
+    >>> g.save("comp.json")
+    >>> sorted(ng.Graph.load("comp.json").nodes)
+    ['CheckerBoard1', 'Constant1', 'Merge1', 'Read1', 'Write1']
+
+Errors are one family, :class:`NodeGraphError`, naming the node, knob, frame or file::
+
+    >>> g.add("Read", file="plate.####.exr", first=1001, last="soon")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    nodegraph.errors.KnobError: node 'Read2' knob 'last': ...
 """
 
-import os as _os
-
-# In a source checkout the sub-packages nodegraph.nodes and nodegraph.io live in the sibling
-# folders nodes/ and io/ (pyproject maps them). When this folder is imported straight from the
-# checkout (the repository root on sys.path ahead of an installed copy), let the package find them.
-_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if _os.path.isfile(_os.path.join(_root, "nodes", "__init__.py")) and _os.path.isfile(
-        _os.path.join(_root, "io", "__init__.py")) and _root not in __path__:
-    __path__.append(_root)
-
-from .cache import ImageCache  # noqa: E402
+from .cache import ImageCache
 from .errors import (ChannelError, DocumentError, EvaluationError, GraphError, ImageIOError, KnobError,
                      MissingFrameError, NodeGraphError, RenderError, ValidationError)
 from .evaluator import Context, Evaluator

@@ -369,3 +369,61 @@ def test_non_finite_knob_values_rejected_so_graphs_always_save():
     g.metadata["bad"] = float("nan")
     with pytest.raises(DocumentError):
         g.to_json()
+
+
+@pytest.mark.parametrize("text,json_path,key", [
+    ('{"nodegraph": 1, "nodes": {"R": {"type": "Read"}, "R": {"type": "Write"}}}', "$.nodes.R", "R"),
+    ('{"nodegraph": 1, "nodes": {"R": {"type": "Read", "knobs": {"file": "a.exr", "file": "b.exr"}}}}',
+     "$.nodes.R.knobs.file", "file"),
+    ('{"nodegraph": 1, "nodegraph": 1, "nodes": {}}', "$.nodegraph", "nodegraph"),
+    ('{"nodegraph": 1, "nodes": {}, "links": [{"from": "a", "from": "b"}]}', "$.links[0].from", "from"),
+    ('{"nodegraph": 1, "metadata": {"a.b": 1, "a.b": 2}}', "$.metadata.a.b", "a.b"),
+])
+def test_duplicate_keys_are_rejected_with_their_path(text, json_path, key):
+    with pytest.raises(DocumentError) as info:
+        ng.Graph.from_json(text)
+    assert info.value.json_path == json_path
+    assert f"key {key!r} appears twice" in str(info.value)
+
+
+def test_every_duplicate_is_named(tmp_path):
+    text = ('{"nodegraph": 1, "nodes": {"A": {"type": "Dot"}, "A": {"type": "Dot"}, '
+            '"B": {"type": "Dot", "knobs": {}, "knobs": {}}}}')
+    path = tmp_path / "dup.json"
+    path.write_text(text)
+    with pytest.raises(DocumentError, match=r"\$\.nodes\.A: key 'A' appears twice.*also duplicated: "
+                                            r"\$\.nodes\.B\.knobs") as info:
+        ng.Graph.load(path, strict=False)  # structural: lenient loading refuses it too
+    assert info.value.path == str(path)
+
+
+def test_huge_integers_are_a_document_error_naming_the_path():
+    from nodegraph.document import MAX_INT_DIGITS
+
+    for digits in (MAX_INT_DIGITS + 1, 5000, 100_000):
+        text = '{"nodegraph": 1, "nodes": {"R": {"type": "Read", "knobs": {"first": -' + "9" * digits + '}}}}'
+        with pytest.raises(DocumentError, match=f"integer of {digits:,} digits is too long") as info:
+            ng.Graph.from_json(text)
+        assert info.value.json_path == "$.nodes.R.knobs.first"
+    ok = '{"nodegraph": 1, "metadata": {"n": ' + "9" * MAX_INT_DIGITS + '}}'
+    assert ng.Graph.from_json(ok).metadata["n"] == int("9" * MAX_INT_DIGITS)
+
+
+def test_save_is_atomic_through_the_engine_helper(tmp_path):
+    """save() publishes through nodegraph.atomic: a killed writer's stale temp of the same document
+    is cleaned up, nothing else is left, and a missing folder is a NodeGraphError naming the file."""
+    import subprocess
+    import sys
+
+    from nodegraph import atomic
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = tmp_path / f".comp.json.tmp-{atomic._HOST}-{proc.pid}-0123abcd.json"
+    stale.write_text("{partial")
+    sample_graph().save(tmp_path / "comp.json")
+    assert sorted(os.listdir(tmp_path)) == ["comp.json"]
+    assert ng.Graph.load(tmp_path / "comp.json").to_dict() == sample_graph().to_dict()
+    with pytest.raises(NodeGraphError, match="does not exist") as info:
+        sample_graph().save(tmp_path / "nope" / "comp.json")
+    assert info.value.path == str(tmp_path / "nope" / "comp.json")
