@@ -41,9 +41,9 @@ Slopes per interpolation type ([PY] ``interpolation``):
   of its two keys.
 * ``cubic``: "the only cubic interpolation which makes the first and second derivatives continuous
   ... a different cubic interpolation is figured out for each set of adjacent points with the CUBIC
-  type": slopes from the tridiagonal system ``L[i-1]... : R[i-1]/h[i-1] + 2*m[i]*(1/h[i-1] + 1/h[i])
-  + L[i+1]/h[i] = 3*(d[i-1]/h[i-1] + d[i]/h[i])`` (C2 at key ``i``), with the neighbours' slopes fixed
-  where they are not cubic. The second-derivative matching assumes tangent lengths of 1 (the Hermite
+  type": one slope ``m[i]`` per cubic key from the tridiagonal system (second derivative continuous
+  at key ``i``) ``R[i-1]/h[i-1] + 2*m[i]*(1/h[i-1] + 1/h[i]) + L[i+1]/h[i] = 3*(d[i-1]/h[i-1] + d[i]/h[i])``,
+  where a neighbour's slope is an unknown when it is cubic too and fixed (moved right) otherwise. The second-derivative matching assumes tangent lengths of 1 (the Hermite
   form); a key whose other side is a step gets the end condition below.
 * End keys: "for the smooth, CATMULL_ROM, and CUBIC interpolations, the first and last key have slopes
   calculated so that the second derivative is zero at them": ``2*R[0] + L[1] = 3*d[0]`` and
@@ -70,7 +70,8 @@ Text form ([NDK])
 and constant / linear extrapolation; both kinds of flag stay in force for the following keys until the
 next flag (real scripts write ``{curve K x1001 1}``, ``{curve L x1 0 x10 1}``). A value without ``x``
 takes the next frame: 0 for the first key, first + 1 for the second, then the last two keys' step
-continued ([NDK], Nuke 13+ wording). "If an l-slope is set and no r-slope then the l-slope should be
+continued ([NDK] pages for Nuke 12 to 15; the Nuke 7 page said the second "doubles the first", which real
+scripts such as ``{curve x1001 2224 2224.85 ...}`` contradict). We always write the first key's ``x``. "If an l-slope is set and no r-slope then the l-slope should be
 used for both" (``s`` alone = ``user``, ``s0`` alone = ``horizontal``, ``s`` and ``t`` = ``break``).
 There are no letters for horizontal, user or break: Nuke saves them as slopes, and so do we. The
 grammar gives no meaning to ``t`` without ``s``; we reject it. ``i``/``I`` (hidden / trace-only in the
@@ -98,13 +99,12 @@ from nodegraph.errors import KnobError, safe_repr, shorten
 
 __all__ = ["Curve", "CurveError", "Key", "INTERPOLATIONS", "EXTRAPOLATIONS"]
 
-#: Interpolation types, as named in Nuke's curve editor menu.
+#: Interpolation types (Nuke's names, lower case; ``user`` is a key with an explicit slope).
 INTERPOLATIONS = ("smooth", "linear", "constant", "cubic", "catmull-rom", "horizontal", "user", "break")
 #: Extrapolation types (before the first and after the last key).
 EXTRAPOLATIONS = ("constant", "linear")
 
 _COMPUTED = frozenset({"smooth", "linear", "constant", "cubic", "catmull-rom"})
-_EXPLICIT = frozenset({"horizontal", "user", "break"})
 _LETTER_OF = {"constant": "K", "linear": "L", "smooth": "S", "catmull-rom": "R", "cubic": "C"}
 _INTERP_OF = {v: k for k, v in _LETTER_OF.items()}
 _EXTRAP_LETTER_OF = {"constant": "k", "linear": "l"}
@@ -516,7 +516,11 @@ def _slopes(keys: tuple[Key, ...], xs: list[float], ys: list[float], before: str
 
 
 def _clamp_smooth(m: float, d_left: float, d_right: float) -> float:
-    """Catmull-Rom slope ``m`` limited so both Bezier handles stay within their segments' y-ranges."""
+    """Catmull-Rom slope ``m`` limited so both Bezier handles stay within their segments' y-ranges.
+
+    At an end key ``d_left == d_right`` is its one secant, and the end condition may give ``m`` the
+    opposite sign; that handle would leave the range too, so it is flattened.
+    """
     if d_left * d_right <= 0.0 or m * d_left <= 0.0:
         return 0.0
     limit = 3.0 * min(abs(d_left), abs(d_right))

@@ -130,6 +130,27 @@ def test_smooth_clamps_where_catmull_rom_overshoots():
     assert all(0 <= smooth(i / 100) <= 0.1 for i in range(101))
 
 
+def test_smooth_end_key_is_clamped_after_the_end_condition():
+    # key1 has the explicit slope 5; key0's end condition 2*m0 + 5 = 3*1 gives -1, against the
+    # secant's sign: smooth flattens it to 0, catmull-rom keeps -1.
+    smooth = Curve.parse("{curve x0 0 x1 1 s5}")
+    assert right_derivative(smooth, 0, 0.25) == pytest.approx(0, abs=1e-9)
+    assert smooth(0.5) == pytest.approx(hermite(0, 1, 0, 5, 1, 0.5))
+    cr = Curve.parse("{curve R x0 0 x1 1 s5}")
+    assert right_derivative(cr, 0, 0.25) == pytest.approx(-1, abs=1e-9)
+    # and a too-steep end slope is cut to 3 secants: 2*m0 + (-9) = 3 -> 6 -> 3
+    steep = Curve.parse("{curve x0 0 x1 1 s-9}")
+    assert right_derivative(steep, 0, 0.25) == pytest.approx(3, abs=1e-9)
+
+
+def test_segment_into_a_constant_key_arrives_flat():
+    # our choice where the docs are silent: a constant key's left slope is 0
+    # key0 smooth end: 2*m0 + 0 = 3*1 -> 1.5
+    c = Curve.parse("{curve x0 0 K x10 10 x20 0}")
+    assert c(5) == pytest.approx(hermite(0, 10, 1.5, 0, 10, 0.5))
+    assert c(15) == 10
+
+
 def test_cubic_is_a_natural_spline():
     # keys (0,0) (1,1) (2,0): 2m0 + m1 = 3; m0 + 4m1 + m2 = 0; m1 + 2m2 = -3 -> 1.5, 0, -1.5
     c = Curve.parse("{curve C x0 0 x1 1 x2 0}")
