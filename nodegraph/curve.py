@@ -331,7 +331,9 @@ class Curve:
         return _bezier_y(bez, u)
 
     def is_constant(self) -> bool:
-        """True when the curve has the same value at every frame (no keys, one key, or flat keys)."""
+        """True when the curve has the same value at every frame: no keys, one key without an explicit
+        slope, or keys of one value with every slope 0. Conservative: a slope that no segment uses (the
+        side of a key facing a step) still counts, so a flat curve may answer False, never the reverse."""
         return self._constant
 
     # ------------------------------------------------------------------ precomputation
@@ -360,6 +362,11 @@ class Curve:
                 ra, la = k0.right_length / 3.0, k1.left_length / 3.0
                 bez = (ra, 1.0 - la, y0, y0 + m0 * ra * h, y1 - m1 * la * h, y1)
                 segs.append((_BEZIER, x0, h, y0, 0.0, 0.0, 0.0, bez))
+        for seg in segs:
+            if not all(math.isfinite(v) for v in seg[1:7]) or (seg[7] and not all(map(math.isfinite, seg[7]))):
+                raise CurveError(f"keys too far apart or slopes too steep to evaluate (segment from frame {seg[1]:g})")
+        if not all(map(math.isfinite, left)) or not all(map(math.isfinite, right)):
+            raise CurveError("slopes too steep to evaluate (values overflow)")
         flat = all(y == ys[0] for y in ys) and all(s == 0.0 for s in left) and all(s == 0.0 for s in right)
         put(self, "_xs", xs)
         put(self, "_ys", ys)
@@ -376,6 +383,14 @@ class Curve:
         if not isinstance(text, str):
             raise CurveError(f"curve text must be a string, not {type(text).__name__}")
         return _parse(text)
+
+    @classmethod
+    def parse_keys(cls, text: str) -> "Curve":
+        """Read a key list alone, ``x1 0 L x10 1``: the keys Nuke saves after an expression that uses
+        ``curve`` (``{"curve(frame*2)" x1 0 x2 1}``); splitting the expression off is the caller's part."""
+        if not isinstance(text, str):
+            raise CurveError(f"curve text must be a string, not {type(text).__name__}")
+        return _parse(text, head=False)
 
     def to_nuke(self) -> str:
         """Nuke's text form, braces included: ``{curve x1 0 x100 50}``; ``Curve.parse`` reads it back equal."""
@@ -617,7 +632,7 @@ def _json_number(value: float) -> float | int:
     return int(value) if value.is_integer() and abs(value) < 2.0 ** 53 else value
 
 
-def _parse(text: str) -> Curve:
+def _parse(text: str, head: bool = True) -> Curve:
     def fail(message: str, token: str | None = None, position: int | None = None) -> CurveError:
         where = f" at character {position}" if position is not None else ""
         quoted = f" {token!r}" if token is not None else ""
@@ -638,12 +653,14 @@ def _parse(text: str) -> Curve:
     for token, pos in body:
         if token in "{}":
             raise fail("unexpected brace", token, pos)
-    if not body or body[0][0] != "curve":
-        token, pos = body[0] if body else ("", len(text))
-        raise fail("expected the curve keyword (expressions other than 'curve' are not curves), got", token, pos)
-    items = body[1:]
-    if items and items[0][0] in ("i", "I"):  # hidden / trace-only display flags
-        items = items[1:]
+    items = body
+    if head:
+        if not body or body[0][0] != "curve":
+            token, pos = body[0] if body else ("", len(text))
+            raise fail("expected the curve keyword (expressions other than 'curve' are not curves), got", token, pos)
+        items = body[1:]
+        if items and items[0][0] in ("i", "I"):  # hidden / trace-only display flags
+            items = items[1:]
     interp, extrap = "smooth", "constant"
     pending_x: tuple[float, str, int] | None = None
     flagged = False  # a flag was given that must be followed by a key

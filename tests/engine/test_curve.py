@@ -365,6 +365,23 @@ def test_parse_rejects_bad_keys(text, words):
         Curve.parse(text)
 
 
+def test_parse_keys_reads_the_key_list_of_an_expression():
+    assert Curve.parse_keys("x1 0 L x2 1") == Curve.parse("{curve x1 0 L x2 1}")
+    assert Curve.parse_keys("") == Curve()
+    with pytest.raises(CurveError) as info:
+        Curve.parse_keys("x1 0 curve")
+    assert (info.value.token, info.value.position) == ("curve", 5)
+
+
+def test_overflowing_curves_are_rejected():
+    with pytest.raises(CurveError, match="too far apart"):
+        Curve([Key(-1e308, 0), Key(1e308, 1)])
+    with pytest.raises(CurveError, match="too"):
+        Curve([Key(0, -1e308, "linear"), Key(0.5, 1e308, "linear")])
+    with pytest.raises(CurveError, match="too"):
+        Curve([Key(0, 0, "user", 1e300), Key(1e10, 1)])
+
+
 def test_parse_rejects_non_text():
     with pytest.raises(CurveError):
         Curve.parse(b"curve x1 0")  # type: ignore[arg-type]
