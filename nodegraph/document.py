@@ -47,22 +47,32 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
+def _node_entry(node: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": node.type_name}
+    gizmo = getattr(node, "gizmo", None)
+    if gizmo is not None:  # a gizmo instance: saved by name and version, its definition lives on the gizmo path
+        entry["type"] = gizmo[0]
+        entry["gizmo_version"] = gizmo[1]
+    elif hasattr(node, "definition"):
+        entry.update(node.definition())
+    knobs = node.knob_values(only_changed=True)
+    if knobs:
+        entry["knobs"] = knobs
+    return entry
+
+
+def graph_body(graph: Graph) -> dict[str, Any]:
+    """The ``nodes`` and ``links`` of a graph (a document's body, or a group's ``graph``)."""
+    return {"nodes": {node.name: _node_entry(node) for node in graph},
+            "links": [{"from": s, "to": d, "input": i} for s, d, i in graph.links()]}
+
+
 def graph_to_dict(graph: Graph) -> dict[str, Any]:
-    nodes = {}
-    for node in graph:
-        entry: dict[str, Any] = {"type": node.type_name}
-        knobs = node.knob_values(only_changed=True)
-        if knobs:
-            entry["knobs"] = knobs
-        nodes[node.name] = entry
     doc: dict[str, Any] = {FORMAT_KEY: CURRENT_VERSION}
     root = {k: v for k, v in graph.root.items() if ROOT_DEFAULTS.get(k, _MISSING) != v}
     if root:
         doc["root"] = root
-    doc.update({
-        "nodes": nodes,
-        "links": [{"from": s, "to": d, "input": i} for s, d, i in graph.links()],
-    })
+    doc.update(graph_body(graph))
     if graph.metadata:
         doc["metadata"] = graph.metadata
     return doc
@@ -228,6 +238,113 @@ def migrate(data: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     return data
 
 
+def load_body(graph: Graph, body: Any, *, strict: bool = True, source: str | None = None,
+              json_path: str = "$") -> list[DocumentError]:
+    """Add the ``nodes`` and ``links`` of a document body (or a group's ``graph``) to ``graph``;
+    returns the semantic problems found (raised by the caller when ``strict``)."""
+    _expect(body, dict, json_path, "a graph", source)
+    unknown = sorted(set(body) - {"nodes", "links"})
+    if unknown:
+        raise DocumentError(f"unknown key {unknown[0]!r}", json_path=f"{json_path}.{unknown[0]}", path=source)
+    nodes = _expect(body.get("nodes", {}), dict, f"{json_path}.nodes", "nodes", source)
+    links = _expect(body.get("links", []), list, f"{json_path}.links", "links", source)
+    problems: list[DocumentError] = []
+    for name, entry in nodes.items():
+        jp = f"{json_path}.nodes.{name}"
+        _expect(entry, dict, jp, "a node", source)
+        extra = sorted(set(entry) - {"type", "knobs", "user_knobs", "link_knobs", "graph", "gizmo_version"})
+        if extra:
+            raise DocumentError(f"unknown key {extra[0]!r}", json_path=f"{jp}.{extra[0]}", path=source)
+        type_name = _expect(entry.get("type"), str, f"{jp}.type", "node type", source)
+        knobs = _expect(entry.get("knobs", {}), dict, f"{jp}.knobs", "knobs", source)
+        try:
+            graph._check_new_name(name)
+        except GraphError as err:
+            raise DocumentError(err.message, json_path=jp, path=source) from None
+        node = _new_node(name, type_name, entry, jp, strict=strict, source=source, problems=problems)
+        if node is None:
+            graph.add_node(UnknownNode(name, type_name, knobs))
+            continue
+        for knob, value in knobs.items():
+            try:
+                node.set(**{knob: value})
+            except NodeGraphError as err:
+                msg = err.message
+                if strict:
+                    problems.append(DocumentError(msg, json_path=f"{jp}.knobs.{knob}", path=source))
+                node.invalid_knobs[knob] = (value, msg)
+            except (pydantic.ValidationError, TypeError, ValueError) as err:  # pragma: no cover - defensive
+                if strict:
+                    problems.append(DocumentError(str(err), json_path=f"{jp}.knobs.{knob}", path=source))
+                node.invalid_knobs[knob] = (value, str(err))
+        graph.add_node(node)
+
+    for i, link in enumerate(links):
+        jp = f"{json_path}.links[{i}]"
+        _expect(link, dict, jp, "a link", source)
+        extra = sorted(set(link) - {"from", "to", "input"})
+        if extra:
+            raise DocumentError(f"unknown key {extra[0]!r}", json_path=f"{jp}.{extra[0]}", path=source)
+        src = _expect(link.get("from"), str, f"{jp}.from", "link source", source)
+        dst = _expect(link.get("to"), str, f"{jp}.to", "link target", source)
+        inp = _expect(link.get("input"), str, f"{jp}.input", "link input", source)
+        for key, ref in (("from", src), ("to", dst)):
+            if ref not in graph:
+                raise DocumentError(f"no node named {ref!r}", json_path=f"{jp}.{key}", path=source)
+        if inp in graph.inputs_of(dst):
+            raise DocumentError(f"input {inp!r} of {dst!r} is linked twice", json_path=jp, path=source)
+        try:
+            graph.connect(src, dst, inp)
+        except GraphError as err:
+            raise DocumentError(err.message, json_path=f"{jp}.input", path=source) from None
+
+    return problems
+
+
+def _new_node(name: str, type_name: str, entry: dict[str, Any], jp: str, *, strict: bool, source: str | None,
+              problems: list[DocumentError]) -> Any:
+    """A node of ``type_name``: a registered type (a Group with its definition), or a gizmo found on
+    the gizmo path; None (after noting the problem) for an unknown type."""
+    from .group import Group, apply_definition, find_gizmo, instantiate_gizmo
+
+    if type_name in registry:
+        node = registry.get(type_name)(name)
+        if isinstance(node, Group):
+            problems.extend(apply_definition(node, entry, source=source, json_path=jp, strict=strict))
+        elif set(entry) & {"user_knobs", "link_knobs", "graph"}:
+            raise DocumentError(f"only groups hold a graph or user knobs, not {type_name}", json_path=jp,
+                                path=source)
+        return node
+    if find_gizmo(type_name) is not None:
+        try:
+            node = instantiate_gizmo(type_name, name)
+        except DocumentError:
+            raise
+        except NodeGraphError as err:
+            raise DocumentError(str(err), json_path=f"{jp}.type", path=source) from None
+        saved = entry.get("gizmo_version")
+        if saved is not None and str(saved) != node.gizmo[1]:
+            node.saved_gizmo_version = str(saved)
+        return node
+    if strict:
+        problems.append(DocumentError(f"unknown node type {type_name!r} (not a node type, and no gizmo of "
+                                      "that name on the gizmo path)", json_path=f"{jp}.type", path=source))
+    return None
+
+
+def read_json_text(path: str | os.PathLike[str]) -> Any:
+    """A JSON file read under the document rules (for gizmo files)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DocumentError(f"cannot read: {err}", path=str(path)) from None
+    try:
+        return decode_json(text, source=str(path))
+    except json.JSONDecodeError as err:
+        raise DocumentError(f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}",
+                            path=str(path)) from None
+
+
 def graph_from_dict(data: Any, *, strict: bool = True, source: str | None = None) -> Graph:
     _expect(data, dict, "$", "document", source)
     _check_values(data, source)
@@ -250,59 +367,7 @@ def graph_from_dict(data: Any, *, strict: bool = True, source: str | None = None
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise DocumentError("fps must be a positive number", json_path="$.root.fps", path=source)
         graph.root[key] = value
-    problems: list[DocumentError] = []
-    for name, entry in nodes.items():
-        jp = f"$.nodes.{name}"
-        _expect(entry, dict, jp, "a node", source)
-        extra = sorted(set(entry) - {"type", "knobs"})
-        if extra:
-            raise DocumentError(f"unknown key {extra[0]!r}", json_path=f"{jp}.{extra[0]}", path=source)
-        type_name = _expect(entry.get("type"), str, f"{jp}.type", "node type", source)
-        knobs = _expect(entry.get("knobs", {}), dict, f"{jp}.knobs", "knobs", source)
-        try:
-            graph._check_new_name(name)
-        except GraphError as err:
-            raise DocumentError(err.message, json_path=jp, path=source) from None
-        if type_name not in registry:
-            if strict:
-                problems.append(DocumentError(f"unknown node type {type_name!r}", json_path=f"{jp}.type", path=source))
-            graph.add_node(UnknownNode(name, type_name, knobs))
-            continue
-        cls = registry.get(type_name)
-        node = cls(name)
-        for knob, value in knobs.items():
-            try:
-                node.set(**{knob: value})
-            except NodeGraphError as err:
-                msg = err.message
-                if strict:
-                    problems.append(DocumentError(msg, json_path=f"{jp}.knobs.{knob}", path=source))
-                node.invalid_knobs[knob] = (value, msg)
-            except (pydantic.ValidationError, TypeError, ValueError) as err:  # pragma: no cover - defensive
-                if strict:
-                    problems.append(DocumentError(str(err), json_path=f"{jp}.knobs.{knob}", path=source))
-                node.invalid_knobs[knob] = (value, str(err))
-        graph.add_node(node)
-
-    for i, link in enumerate(links):
-        jp = f"$.links[{i}]"
-        _expect(link, dict, jp, "a link", source)
-        extra = sorted(set(link) - {"from", "to", "input"})
-        if extra:
-            raise DocumentError(f"unknown key {extra[0]!r}", json_path=f"{jp}.{extra[0]}", path=source)
-        src = _expect(link.get("from"), str, f"{jp}.from", "link source", source)
-        dst = _expect(link.get("to"), str, f"{jp}.to", "link target", source)
-        inp = _expect(link.get("input"), str, f"{jp}.input", "link input", source)
-        for key, ref in (("from", src), ("to", dst)):
-            if ref not in graph:
-                raise DocumentError(f"no node named {ref!r}", json_path=f"{jp}.{key}", path=source)
-        if inp in graph.inputs_of(dst):
-            raise DocumentError(f"input {inp!r} of {dst!r} is linked twice", json_path=jp, path=source)
-        try:
-            graph.connect(src, dst, inp)
-        except GraphError as err:
-            raise DocumentError(err.message, json_path=f"{jp}.input", path=source) from None
-
+    problems = load_body(graph, {"nodes": nodes, "links": links}, strict=strict, source=source, json_path="$")
     if problems:
         if len(problems) == 1:
             raise problems[0]

@@ -76,7 +76,7 @@ class Context:
                 f"pulled input {name!r} at frame {frame}, which needs() did not declare (declared: "
                 f"{', '.join(f'{n}@{f}' for n, f in self._needs) or 'nothing'}); an undeclared pull is "
                 "not in the hash, so the cache could serve a stale image: declare it in needs()",
-                node=self.node.name, frame=self.frame)
+                node=self.node.path, frame=self.frame)
         img = self._evaluator.evaluate(src, frame, device=self.device, dtype=self.dtype)
         self._results[(name, frame)] = img
         return img
@@ -139,13 +139,13 @@ class Evaluator:
         for i, f in enumerate(frames):
             plan = _Plan(self, dev, dt)
             key = plan.walk(node, int(f))
-            if key[0] != node.name or node.animated:  # a pass-through, or knobs that differ per frame
+            if key[0] != node.path or node.animated:  # a pass-through, or knobs that differ per frame
                 out[i] = plan.run(key)
                 continue
             img = self.cache.get((plan.hashes[key], plan.suffix))
             if img is not None:
                 with self.stats_lock:
-                    self.stats.cached[node.name] += 1
+                    self.stats.cached[node.path] += 1
                 out[i] = img
             else:
                 todo.append((i, plan, key))
@@ -154,24 +154,24 @@ class Evaluator:
             for _, plan, key in todo:
                 ctx = plan.contexts[key]
                 for inp, dkey in plan.deps[key]:
-                    src = self.graph.inputs_of(node)[inp]
+                    src = ctx.connected[inp]
                     ctx._results[(inp, dkey[1])] = self.evaluate(src, dkey[1], device=dev, dtype=dt)
                 ctx._sealed = True
                 ctxs.append(ctx)
             try:
                 images = node.compute_batch(ctxs)
             except NodeGraphError as err:
-                raise err.with_context(node=node.name, frame=ctxs[0].frame)
+                raise err.with_context(node=node.path, frame=ctxs[0].frame)
             except torch.cuda.OutOfMemoryError:
                 raise
             except Exception as err:
-                raise EvaluationError(f"{type(err).__name__}: {err}", node=node.name, frame=ctxs[0].frame) from err
+                raise EvaluationError(f"{type(err).__name__}: {err}", node=node.path, frame=ctxs[0].frame) from err
             for (i, plan, key), ctx, img in zip(todo, ctxs, images):
                 if img.device != dev or (img.dtype != dt and img.dtype.is_floating_point):
                     img = img.to(dev, dt)
                 self.cache.put((plan.hashes[key], plan.suffix), img, force=True)
                 with self.stats_lock:
-                    self.stats.ran[node.name] += 1
+                    self.stats.ran[node.path] += 1
                 ctx._results.clear()
                 out[i] = img
         return out  # type: ignore[return-value]
@@ -187,9 +187,9 @@ class Evaluator:
         memo: dict[str, tuple[int, int] | None] = {}
         order = self._upstream_order(node)
         for n in order:
-            ranges = {inp: memo[src.name] for inp, src in self.graph.inputs_of(n).items()}
-            memo[n.name] = n.frame_range(ranges)
-        return memo[node.name]
+            ranges = {inp: memo[src.path] for inp, src in n.graph.sources_of(n).items()}
+            memo[n.path] = n.frame_range(ranges)
+        return memo[node.path]
 
     def _upstream_order(self, node: "Node") -> list["Node"]:
         order: list[Node] = []
@@ -197,18 +197,19 @@ class Evaluator:
         stack: list[tuple[Node, bool]] = [(node, False)]
         while stack:
             n, done = stack.pop()
+            p = n.path
             if done:
-                state[n.name] = 2
+                state[p] = 2
                 order.append(n)
                 continue
-            if state.get(n.name) == 2:
+            if state.get(p) == 2:
                 continue
-            if state.get(n.name) == 1:
-                raise GraphError("graph has a cycle through this node", node=n.name)
-            state[n.name] = 1
+            if state.get(p) == 1:
+                raise GraphError("graph has a cycle through this node", node=p)
+            state[p] = 1
             stack.append((n, True))
-            for src in self.graph.inputs_of(n).values():
-                if state.get(src.name) != 2:
+            for src in n.graph.sources_of(n).values():
+                if state.get(src.path) != 2:
                     stack.append((src, False))
         return order
 
@@ -228,49 +229,51 @@ class _Plan:
         self.suffix = f"{device}|{dtype}".encode()
 
     def _context(self, node: "Node", frame: int) -> Context:
-        return Context(self.ev, node, frame, self.device, self.dtype, self.graph.inputs_of(node.name))
+        return Context(self.ev, node, frame, self.device, self.dtype, node.graph.sources_of(node))
 
     def walk(self, node: "Node", frame: int) -> Key:
         """Hash every (node, frame) reachable through declared needs; returns the resolved root key."""
-        root: Key = (node.name, frame)
+        root: Key = (node.path, frame)
         visiting: set[Key] = set()
         stack: list[tuple[Node, int, bool]] = [(node, frame, False)]
         while stack:
             n, f, expanded = stack.pop()
-            key = (n.name, f)
+            p = n.path
+            key = (p, f)
             if key in self.hashes or key in self.alias:
                 continue
             if not expanded:
                 if key in visiting:
-                    raise GraphError("graph has a cycle through this node", node=n.name, frame=f)
+                    raise GraphError("graph has a cycle through this node", node=p, frame=f)
                 visiting.add(key)
                 if n.animated:  # compute and hash the node with its knobs resolved at this frame
                     try:
                         n = n.at_frame(f)
                     except NodeGraphError as err:
-                        raise err.with_context(node=n.name, frame=f)
+                        raise err.with_context(node=p, frame=f)
                 ctx = self._context(n, f)
                 self.contexts[key] = ctx
                 try:
                     through = n.passthrough(ctx)
                     needs = [(through, f)] if through is not None else list(n.needs(ctx))
                 except NodeGraphError as err:
-                    raise err.with_context(node=n.name, frame=f)
+                    raise err.with_context(node=p, frame=f)
                 deps = []
+                sources = []
                 for inp, nf in needs:
                     src = ctx.connected.get(inp)
                     if src is None:
                         continue
-                    deps.append((inp, (src.name, int(nf))))
+                    deps.append((inp, (src.path, int(nf))))
+                    sources.append(src)
                 ctx._needs = [(inp, dkey[1]) for inp, dkey in deps]
                 if through is not None and not deps:
-                    raise GraphError(f"input {through!r} to pass through is not connected", node=n.name, frame=f)
+                    raise GraphError(f"input {through!r} to pass through is not connected", node=p, frame=f)
                 self.deps[key] = deps
                 stack.append((n, f, True))
-                for _, (sname, sf) in deps:
-                    skey = (sname, sf)
+                for src, (_, skey) in zip(sources, deps):
                     if skey not in self.hashes and skey not in self.alias:
-                        stack.append((self.graph.node(sname), sf, False))
+                        stack.append((src, skey[1], False))
                 continue
             visiting.discard(key)
             deps = self.deps[key]
@@ -284,7 +287,7 @@ class _Plan:
             try:
                 h.update(n.hash_extra(ctx))
             except NodeGraphError as err:
-                raise err.with_context(node=n.name, frame=f)
+                raise err.with_context(node=p, frame=f)
             for inp, dkey in deps:
                 h.update(inp.encode())
                 h.update(self.hashes[self._resolve(dkey)])
@@ -352,13 +355,13 @@ class _Plan:
         try:
             img = node.compute(ctx)
         except NodeGraphError as err:
-            raise err.with_context(node=node.name, frame=ctx.frame)
+            raise err.with_context(node=node.path, frame=ctx.frame)
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as err:  # a node bug or a library failure: keep the cause, name the place
-            raise EvaluationError(f"{type(err).__name__}: {err}", node=node.name, frame=ctx.frame) from err
+            raise EvaluationError(f"{type(err).__name__}: {err}", node=node.path, frame=ctx.frame) from err
         if not isinstance(img, Image):
-            raise EvaluationError(f"compute returned {type(img).__name__}, not an Image", node=node.name,
+            raise EvaluationError(f"compute returned {type(img).__name__}, not an Image", node=node.path,
                                   frame=ctx.frame)
         if img.device != ctx.device or (img.dtype != ctx.dtype and img.dtype.is_floating_point):
             img = img.to(ctx.device, ctx.dtype)

@@ -103,6 +103,8 @@ class Graph:
         self._values: dict[tuple[str, str, float], Any] = {}  # resolved animated knobs, this version
         self._evaluator: Evaluator | None = None
         self.version = 0  # bumped on every structural or knob change
+        #: The Group node this graph is the subgraph of (None for a top-level graph).
+        self.owner: Node | None = None
 
     # --- nodes ------------------------------------------------------------------------------
     def add(self, type_name: str | type[Node], name: str | None = None, /, **kwargs: Any) -> Node:
@@ -112,6 +114,19 @@ class Graph:
         open); the others are knob values. ``name`` defaults to Nuke's ``Merge1``, ``Merge2``...
         """
         name = kwargs.pop("name", name)
+        if isinstance(type_name, str) and type_name not in registry:
+            from .group import find_gizmo, instantiate_gizmo
+
+            if find_gizmo(type_name) is not None:  # a gizmo on the gizmo path
+                node = instantiate_gizmo(type_name, name or self.unique_name(default_node_name(type_name)))
+                self._check_new_name(node.name)
+                self._insert(node)
+                inputs = {k: kwargs.pop(k) for k in list(kwargs) if k in node.input_names()}
+                node.set(**kwargs)
+                for input_name, src in inputs.items():
+                    if src is not None:
+                        self.connect(src, node, input_name)
+                return node
         cls = registry.get(type_name) if isinstance(type_name, str) else type_name
         inputs = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.input_names()}
         if name is None:
@@ -150,15 +165,36 @@ class Graph:
             i += 1
         return f"{prefix}{i}"
 
+    @property
+    def top(self) -> "Graph":
+        """The top-level graph this (sub)graph belongs to."""
+        g = self
+        while g.owner is not None and g.owner.graph is not None:
+            g = g.owner.graph
+        return g
+
     def node(self, ref: Node | str) -> Node:
+        """A node by name, by path into groups (``"Group1.Blur2"``), or checked to be in this graph."""
         if isinstance(ref, Node):
-            if self._nodes.get(ref.name) is not ref:
+            g = ref.graph
+            while g is not None and g is not self:
+                g = g.owner.graph if g.owner is not None else None
+            if g is None or ref.graph._nodes.get(ref.name) is not ref:
                 raise GraphError("node is not part of this graph", node=ref.name)
             return ref
-        try:
-            return self._nodes[ref]
-        except KeyError:
-            raise GraphError(f"no node named {ref!r}; nodes: {', '.join(self._nodes) or 'none'}") from None
+        found = self._nodes.get(ref)
+        if found is not None:
+            return found
+        if isinstance(ref, str) and "." in ref:
+            head, _, rest = ref.partition(".")
+            outer = self._nodes.get(head)
+            sub = getattr(outer, "subgraph", None)
+            if sub is not None:
+                try:
+                    return sub.node(rest)
+                except GraphError:
+                    pass
+        raise GraphError(f"no node named {ref!r}; nodes: {', '.join(self._nodes) or 'none'}") from None
 
     __getitem__ = node
 
@@ -224,6 +260,32 @@ class Graph:
             self._inputs_cache[name] = cached
         return cached
 
+    def sources_of(self, node: Node) -> dict[str, Node]:
+        """What feeds ``node`` when it is evaluated: its connected inputs, plus a group's link to
+        its Output and an Input node's link to what feeds the group's matching input. Links from
+        an Input whose group input is unconnected are left out, so the consumer sees an
+        unconnected input (as in Nuke)."""
+        key = "\0" + node.name
+        cached = self._inputs_cache.get(key)
+        if cached is not None:
+            return cached
+        from .group import INPUT_LINK, OUTPUT_LINK, Group, GroupInput
+
+        found = dict(self.inputs_of(node.name))
+        if self.owner is not None:
+            outer = self.owner.graph.inputs_of(self.owner) if self.owner.graph is not None else {}
+            for inp, src in list(found.items()):
+                if isinstance(src, GroupInput) and src.graph is self and src.name not in outer:
+                    del found[inp]
+            if isinstance(node, GroupInput) and node.name in outer:
+                found[INPUT_LINK] = outer[node.name]
+        if isinstance(node, Group):
+            out = node.output_node()
+            if out is not None:
+                found[OUTPUT_LINK] = out
+        self._inputs_cache[key] = found
+        return found
+
     def outputs_of(self, ref: Node | str) -> list[tuple[Node, str]]:
         """``(node, input name)`` pairs fed by this node."""
         node = self.node(ref)
@@ -249,6 +311,16 @@ class Graph:
         self._inputs_cache.clear()
         self._values.clear()
         self.version += 1
+        owner = self.owner
+        if owner is not None:  # a change inside a group is a change of the group
+            owner._subgraph_changed()
+            if owner.graph is not None:
+                owner.graph._touched(owner)
+        # what feeds a group's Input nodes lives in this graph: drop their cached links too
+        for n in (self._nodes.values() if node is None else (node,)):
+            sub = getattr(n, "subgraph", None)
+            if sub is not None:
+                sub._inputs_cache.clear()
 
     def to_networkx(self) -> nx.MultiDiGraph:
         """A copy of the link structure, nodes carrying ``type`` and ``knobs`` attributes."""
@@ -259,56 +331,79 @@ class Graph:
 
     # --- validation --------------------------------------------------------------------------
     def validate(self) -> list[Issue]:
-        """Every problem at once: unknown types, missing required inputs, bad knobs, cycles."""
+        """Every problem at once: unknown types, missing required inputs, bad knobs, cycles, bad
+        expression references and reference cycles, inside groups too (issues name the path)."""
+        issues = self._structure_issues()
+        issues.extend(self._reference_issues())
+        return issues
+
+    def _structure_issues(self) -> list[Issue]:
         issues: list[Issue] = []
         for node in self._nodes.values():
+            path = node.path
             if isinstance(node, UnknownNode):
-                issues.append(Issue("unknown_type", f"unknown node type {node.type_name!r}", node=node.name))
+                issues.append(Issue("unknown_type", f"unknown node type {node.type_name!r}", node=path))
                 continue
             connected = self.inputs_of(node)
             for spec in node.inputs:
                 if spec.required and spec.name not in connected:
-                    issues.append(Issue("missing_input", "required input is not connected", node=node.name,
+                    issues.append(Issue("missing_input", "required input is not connected", node=path,
                                         input=spec.name))
             for knob, (raw, msg) in node.invalid_knobs.items():
-                issues.append(Issue("invalid_knob", f"{msg} (got {raw!r})", node=node.name, knob=knob))
+                issues.append(Issue("invalid_knob", f"{msg} (got {raw!r})", node=path, knob=knob))
             for msg in node.check():
-                issues.append(Issue("node_check", msg, node=node.name))
+                issues.append(Issue("node_check", msg, node=path))
+            sub = getattr(node, "subgraph", None)
+            if sub is not None:
+                issues.extend(sub._structure_issues())
+        prefix = f"{self.owner.path}." if self.owner is not None else ""
         for cycle in _cycles(self._g):
+            cycle = [prefix + c for c in cycle]
             issues.append(Issue("cycle", "cycle: " + " -> ".join(cycle + [cycle[0]]), node=cycle[0],
                                 cycle=tuple(cycle)))
-        issues.extend(self._reference_issues())
         return issues
+
+    def _all_nodes(self) -> Iterator[Node]:
+        for node in self._nodes.values():
+            yield node
+            sub = getattr(node, "subgraph", None)
+            if sub is not None:
+                yield from sub._all_nodes()
 
     def _reference_issues(self) -> list[Issue]:
         """Expressions naming a missing node, knob or root setting, and cycles between knobs."""
         issues: list[Issue] = []
         links = nx.DiGraph()
-        for node in self._nodes.values():
+        root = self.top.root
+        for node in self._all_nodes():
             for knob, anim in node.animated.items():
                 for _, expr in anim.expressions():
                     for ref in expr.references():
                         path = tuple(ref.path)
                         where = ".".join(path + (ref.knob,))
                         if path == ("root",):
-                            if ref.knob not in self.root:
+                            if ref.knob not in root:
                                 issues.append(Issue("bad_reference", f"{expr.text!r}: the root has no knob "
-                                                    f"{ref.knob!r}", node=node.name, knob=knob))
+                                                    f"{ref.knob!r}", node=node.path, knob=knob))
                             continue
-                        if path == ("parent",):
-                            issues.append(Issue("bad_reference", f"{expr.text!r}: 'parent' is only defined "
-                                                "inside a group", node=node.name, knob=knob))
-                            continue
-                        target_name = node.name if path in ((), ("this",)) else ".".join(path)
-                        target = self._nodes.get(target_name)
-                        if target is None:
-                            issues.append(Issue("bad_reference", f"{expr.text!r}: no node named {target_name!r}",
-                                                node=node.name, knob=knob))
-                        elif ref.knob not in target.knob_names():
-                            issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} is not a knob of "
-                                                f"{target.type_name}", node=node.name, knob=knob))
+                        if path and path[0] == "parent":
+                            target = node.graph.owner if node.graph is not None else None
+                            if target is None or len(path) > 1:
+                                issues.append(Issue("bad_reference", f"{expr.text!r}: 'parent' is only defined "
+                                                    "inside a group", node=node.path, knob=knob))
+                                continue
+                        elif path in ((), ("this",)):
+                            target = node
                         else:
-                            links.add_edge(f"{node.name}.{knob}", f"{target_name}.{ref.knob}")
+                            target = node._find_node(".".join(path))
+                        if target is None:
+                            issues.append(Issue("bad_reference", f"{expr.text!r}: no node named {'.'.join(path)!r}",
+                                                node=node.path, knob=knob))
+                        elif not target.has_knob(ref.knob):
+                            issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} is not a knob of "
+                                                f"{target.type_name}", node=node.path, knob=knob))
+                        else:
+                            links.add_edge(f"{node.path}.{knob}", f"{target.path}.{ref.knob}")
         for cycle in _cycles(nx.MultiDiGraph(links)):
             first = cycle[0].rsplit(".", 1)
             issues.append(Issue("reference_cycle", "expression reference cycle: " + " -> ".join(cycle + [cycle[0]]),
@@ -320,7 +415,10 @@ class Graph:
         issues = self.validate()
         if nodes is not None:
             keep = {n.name for ref in nodes for n in self.upstream(ref)}
-            issues = [i for i in issues if i.node in keep or any(c in keep for c in i.cycle)]
+            def upstream(name: str | None) -> bool:  # issues inside a group count for the group
+                return name is not None and name.split(".")[0] in keep
+
+            issues = [i for i in issues if upstream(i.node) or any(upstream(c) for c in i.cycle)]
         if issues:
             raise ValidationError(issues)
 

@@ -155,8 +155,8 @@ class Node:
         anim = self.animated.get(knob)
         if anim is None:
             return getattr(self.knobs, knob)
-        memo = self.graph._values if self.graph is not None else None
-        key = (self.name, knob, frame)
+        memo = self.graph.top._values if self.graph is not None else None
+        key = (self.path, knob, frame)
         if memo is not None:
             hit = memo.get(key, memo)
             if hit is not memo:
@@ -201,7 +201,7 @@ class Node:
         path = tuple(ref.path)
         where = ".".join(path + (ref.knob,))
         if path == ("root",):
-            root = getattr(self.graph, "root", None) or {}
+            root = self.graph.top.root if self.graph is not None else {}
             if ref.knob not in root:
                 raise KnobError(f"reference {where!r}: the root has no knob {ref.knob!r} "
                                 f"(it has {', '.join(sorted(root)) or 'none'})")
@@ -211,19 +211,42 @@ class Node:
                 target = self
             elif self.graph is None:
                 raise KnobError(f"reference {where!r}: the node is not in a graph")
-            elif path == ("parent",):
-                target = self.graph.parent_of(self) if hasattr(self.graph, "parent_of") else None
+            elif path[0] == "parent":
+                target = self.graph.owner
+                for part in path[1:]:
+                    if part != "parent" or target is None:
+                        target = None
+                        break
+                    target = target.graph.owner if target.graph is not None else None
                 if target is None:
                     raise KnobError(f"reference {where!r}: 'parent' is only defined inside a group")
             else:
-                try:
-                    target = self.graph.node(".".join(path))
-                except GraphError:
-                    raise KnobError(f"reference {where!r}: no node named {'.'.join(path)!r}") from None
-            if ref.knob not in type(target.knobs).model_fields:
+                target = self._find_node(".".join(path))
+                if target is None:
+                    raise KnobError(f"reference {where!r}: no node named {'.'.join(path)!r}")
+            if not target.has_knob(ref.knob):
                 raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
             value = target.value(ref.knob, frame)
         return animation.component_of(value, ref.component, index_hint, where)
+
+    def has_knob(self, knob: str) -> bool:
+        return knob in type(self.knobs).model_fields
+
+    @property
+    def path(self) -> str:
+        """The node's name, prefixed by the groups it is inside (``Group1.Blur2``)."""
+        owner = self.graph.owner if self.graph is not None else None
+        return self.name if owner is None else f"{owner.path}.{self.name}"
+
+    def _find_node(self, path: str) -> "Node | None":
+        """A node named in an expression: in this node's own (sub)graph first, then from the top."""
+        g = self.graph
+        while g is not None:
+            try:
+                return g.node(path)
+            except GraphError:
+                g = g.owner.graph if g.owner is not None else None
+        return None
 
     def __getitem__(self, knob: str) -> Any:
         if knob not in type(self.knobs).model_fields:
@@ -352,6 +375,7 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
+        importlib.import_module("nodegraph.group")  # Group, Input, Output: engine node types
         importlib.import_module("nodegraph.nodes")
         for ep in importlib_metadata.entry_points(group="nodegraph.nodes"):
             ep.load()

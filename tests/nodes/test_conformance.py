@@ -134,7 +134,8 @@ def test_json_round_trip_defaults(type_name):
     g = ng.Graph()
     node = g.add(type_name, "Probe")
     g2 = ng.Graph.from_json(g.to_json())
-    assert type(g2["Probe"]) is type(node)
+    # a Group is specialised per instance (its user knobs and inputs): compare by registered type
+    assert isinstance(g2["Probe"], NODE_TYPES[type_name]) and g2["Probe"].type_name == node.type_name
     assert g2["Probe"].knob_values() == node.knob_values()
     assert g2["Probe"].static_digest() == node.static_digest()
 
