@@ -506,10 +506,11 @@ def frames(draw, n: int) -> list[float]:
 
 
 @st.composite
-def curves(draw, kinds=INTERPOLATIONS, lengths=True, min_keys=0, max_keys=7, scale=1000.0):
+def curves(draw, kinds=INTERPOLATIONS, lengths=True, min_keys=0, max_keys=7, scale=1000.0, value=None):
     n = draw(st.integers(min_keys, max_keys))
     xs = frames(draw, n)
-    value = st.floats(-scale, scale, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    if value is None:
+        value = st.floats(-scale, scale, allow_nan=False, allow_infinity=False, allow_subnormal=False)
     slope = st.floats(-50, 50, allow_nan=False, allow_infinity=False, allow_subnormal=False)
     length = st.one_of(st.just(1.0), st.floats(0.25, 3.0)) if lengths else st.just(1.0)
     keys = []
@@ -642,6 +643,34 @@ def test_extrapolation(c, far):
             a = (last.x - c.keys[-2].x) / 4
             slope = (c(last.x + far) - last.y) / far
             assert slope == pytest.approx(left_derivative(c, last.x, a), rel=1e-6, abs=1e-6 * scale_of(c) / a)
+
+
+@PROPS
+@given(curves(kinds=("user", "break", "horizontal")), st.lists(st.floats(0, 1), min_size=1, max_size=4))
+def test_explicit_tangents_follow_the_documented_bezier(c, fractions):
+    # control points from the docs: handles at la/ra thirds of the span, along the key's slopes
+    keys = c.keys
+    for k0, k1 in zip(keys, keys[1:]):
+        h = k1.x - k0.x
+        m0 = k0.slopes[1]
+        m1 = k1.slopes[0]
+        points = [(k0.x, k0.y), (k0.x + k0.right_length * h / 3, k0.y + m0 * k0.right_length * h / 3),
+                  (k1.x - k1.left_length * h / 3, k1.y - m1 * k1.left_length * h / 3), (k1.x, k1.y)]
+        for f in fractions:
+            t = k0.x + f * h
+            if t < k1.x:
+                tol = 1e-9 * (scale_of(c) + abs(m0 * h) + abs(m1 * h))
+                assert abs(c(t) - bezier_at(points, t)) <= tol
+
+
+@PROPS
+@given(curves(max_keys=4, value=st.sampled_from([0.0, 2.5])), st.lists(st.floats(-1e3, 1e3), max_size=8))
+def test_is_constant_is_never_wrong(c, frames):
+    if len({k.y for k in c.keys}) > 1:
+        assert not c.is_constant()
+    if c.is_constant():
+        first = c(0)
+        assert all(c(f) == first for f in frames + [k.x for k in c.keys] + [k.x + 0.1 for k in c.keys])
 
 
 @PROPS
