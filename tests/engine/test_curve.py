@@ -621,7 +621,7 @@ def test_segments_between_smooth_keys_stay_within_their_keys(c):
 
 @PROPS
 @given(curves(lengths=False, min_keys=1), st.floats(0.5, 1e4))
-def test_extrapolation(c, far):
+def test_extrapolated_lines_continue_the_end_keys(c, far):
     first, last = c.keys[0], c.keys[-1]
     explicit = ("user", "break")
     tol = 1e-9 * (scale_of(c) + far * 100)
