@@ -209,6 +209,8 @@ def write_still(path: str | os.PathLike[str], image: Image, *, datatype: str | i
     _check_file_size_limit(path, fmt, arr.nbytes)
     with memory_output(path, create_directories=create_directories, in_memory=in_memory) as target:
         _encode(out, path, target, spec, np.ascontiguousarray(arr))
+        if fmt == "dpx":
+            _set_dpx_file_name(target, path)
 
 
 #: OIIO formats verified to encode into a memory file exactly as into a disk file
@@ -247,6 +249,17 @@ def _encode(out: Any, path: str, target: str, spec: Any, arr: np.ndarray) -> Non
         out.close()  # a second close is a no-op; after a failure it releases the file
     if not ok or err:
         raise _fail(path, f"cannot {stage}", err or "the image library reported a failure")
+
+
+def _set_dpx_file_name(target: str, path: str) -> None:
+    """DPX headers hold the file name OIIO was given (a temp or memory file's): store the real one."""
+    field = os.path.basename(path).encode("utf-8", "replace")[:99].ljust(100, b"\0")
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        if os.pwrite(fd, field, 36) != len(field):  # generic file header: file name at offset 36
+            raise OSError(5, "short write")
+    finally:
+        os.close(fd)
 
 
 def _check_file_size_limit(path: str, fmt: str, raw_bytes: int) -> None:
