@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import OpenEXR
-import OpenImageIO as oiio
 import torch
 
 from nodegraph import channels as chans
@@ -246,23 +245,47 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
     return Image(pixels, tuple(order), bbox, fmt, metadata)
 
 
+_PIXEL_TYPES = {0: "uint32", 1: "half", 2: "float"}
+_MULTIPART = 0x1000
+
+
 def _channel_types(path: str, count: int) -> list[dict[str, str]]:
-    """Sample type of each channel of each part, read from the headers by OpenImageIO (the bindings
-    only learn sample types by decoding pixels)."""
-    inp = oiio.ImageInput.open(path)
-    if inp is None:
-        raise ImageIOError(f"cannot read OpenEXR header: {oiio.geterror().strip()}", path=path)
+    """Sample type of each channel of each part, parsed from the headers' ``channels`` attribute
+    (the bindings only learn sample types by decoding pixels)."""
+    def cstring(f: Any) -> bytes:
+        out = bytearray()
+        while (c := f.read(1)) not in (b"", b"\0"):
+            out += c
+            if len(out) > 256:
+                raise ValueError("name too long")
+        if c == b"":
+            raise ValueError("header ends early")
+        return bytes(out)
+
+    types: list[dict[str, str]] = []
     try:
-        types = []
-        for i in range(count):
-            if i and not inp.seek_subimage(i, 0):
-                raise ImageIOError(f"cannot read the header of part {i}: {inp.geterror().strip()}", path=path)
-            spec = inp.spec()
-            fmts = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-            types.append({n: {"uint": "uint32"}.get(t, t) for n, t in zip(spec.channelnames, fmts)})
-        return types
-    finally:
-        inp.close()
+        with open(path, "rb") as f:
+            flags = int.from_bytes(f.read(8)[4:], "little")
+            while len(types) < count:
+                part: dict[str, str] = {}
+                while name := cstring(f):
+                    kind, size = cstring(f), int.from_bytes(f.read(4), "little", signed=True)
+                    if not 0 <= size < (1 << 26):
+                        raise ValueError(f"attribute {name!r} has size {size}")
+                    value = f.read(size)
+                    if name == b"channels" and kind == b"chlist":
+                        at = 0
+                        while at < len(value) and value[at]:
+                            end = value.index(b"\0", at)
+                            ptype = int.from_bytes(value[end + 1: end + 5], "little")
+                            part[value[at:end].decode("utf-8", "replace")] = _PIXEL_TYPES.get(ptype, f"type {ptype}")
+                            at = end + 17  # type, pLinear, 3 reserved, xSampling, ySampling
+                types.append(part)
+                if not flags & _MULTIPART:
+                    break
+    except (OSError, ValueError) as exc:
+        raise ImageIOError(f"cannot read OpenEXR header: {exc}", path=path) from None
+    return types + [{}] * (count - len(types))
 
 
 def exr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
