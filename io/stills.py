@@ -7,10 +7,11 @@ the image size limit (:mod:`.guard`) before any pixel is decoded.
 Writers encode into a memory file (:func:`.atomic.memory_output`) and check every result OIIO
 gives, including the error text of calls that return success (libpng reports short writes only
 there); the bytes reach disk through checked writes, so a full disk is an ``ImageIOError`` naming
-the file and leaves nothing behind. ``metadata["input/datatype"]`` records the file's sample type so the Read
-node can pick Nuke's default colourspace; ``"input/filetype"`` the OIIO format name (``dpx``
-reads default to log in Nuke); other file attributes keep OIIO's names (``Orientation``,
-``tiff:Compression``, ...).
+the file and leaves nothing behind.
+
+``metadata["input/datatype"]`` records the file's sample type so the Read node can pick Nuke's
+default colourspace; ``"input/filetype"`` the OIIO format name (``dpx`` reads default to log in
+Nuke); other file attributes keep OIIO's names (``Orientation``, ``tiff:Compression``, ...).
 """
 
 from __future__ import annotations
