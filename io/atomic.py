@@ -21,7 +21,7 @@ from nodegraph.atomic import _os_message as os_message  # one wording of OS erro
 from nodegraph.errors import ImageIOError
 
 __all__ = ["atomic_output", "remove_stale_temps", "temp_path_for", "fsync_path", "fsync_dir", "memory_output",
-           "memory_files_available", "os_message", "copy_fd_to"]
+           "memory_files_available", "os_message", "copy_fd_to", "file_size_limit"]
 
 _COPY_CHUNK = 8 << 20
 
@@ -29,6 +29,25 @@ _COPY_CHUNK = 8 << 20
 def memory_files_available() -> bool:
     """Whether encoders can write into memory files (Linux ``memfd`` reachable through ``/proc``)."""
     return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+def file_size_limit() -> int | None:
+    """The process's ``RLIMIT_FSIZE`` (``ulimit -f``) in bytes, or None when unlimited or unknown."""
+    try:
+        import resource
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if limit == resource.RLIM_INFINITY else int(limit)
+
+
+def _check_not_cut(path: str | os.PathLike[str], size: int) -> None:
+    """A write that crosses ``RLIMIT_FSIZE`` is cut at exactly the limit, and some libraries drop
+    that error (a C++ stream's last flush): a file that reached the limit may be incomplete."""
+    limit = file_size_limit()
+    if limit is not None and size >= limit:
+        raise ImageIOError(f"cannot write file: it reached the process's file-size limit (ulimit -f) of {limit} "
+                           "bytes", path=str(path))
 
 
 def copy_fd_to(src: int, size: int, dst: int) -> None:
@@ -55,8 +74,10 @@ def memory_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
     if not (in_memory and memory_files_available()):
         with atomic_output(path, create_directories=create_directories) as tmp:
             yield str(tmp)
-            if tmp.exists() and tmp.stat().st_size == 0:
+            size = tmp.stat().st_size if tmp.exists() else -1
+            if size == 0:
                 raise ImageIOError("the encoder produced an empty file", path=str(path))
+            _check_not_cut(path, size)
         return
     fd = os.memfd_create(f"nodegraph-{Path(path).name}"[:200], getattr(os, "MFD_CLOEXEC", 1))
     try:
@@ -64,6 +85,7 @@ def memory_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
         size = os.fstat(fd).st_size
         if size == 0:
             raise ImageIOError("the encoder produced no data", path=str(path))
+        _check_not_cut(path, size)
         with atomic_output(path, create_directories=create_directories) as tmp:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             try:

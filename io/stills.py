@@ -16,6 +16,7 @@ Nuke); other file attributes keep OIIO's names (``Orientation``, ``tiff:Compress
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -28,7 +29,7 @@ from nodegraph import channels as chans
 from nodegraph.errors import ImageIOError
 from nodegraph.image import Box, Format, Image
 
-from .atomic import memory_output
+from .atomic import file_size_limit, memory_output
 from .exr import _json_value
 from .guard import check_decode_size, check_readable
 
@@ -236,6 +237,7 @@ def _errors(out: Any) -> str:
 def _encode(out: Any, path: str, target: str, spec: Any, arr: np.ndarray) -> None:
     """open / write_image / close, every result and every error message checked."""
     stage = "open image for writing"
+    oiio.geterror()  # drop any earlier message of this thread: only this encode's errors count
     try:
         ok = out.open(target, spec)
         if ok:
@@ -258,7 +260,7 @@ def _set_dpx_file_name(target: str, path: str) -> None:
     fd = os.open(target, os.O_WRONLY)
     try:
         if os.pwrite(fd, field, 36) != len(field):  # generic file header: file name at offset 36
-            raise OSError(5, "short write")
+            raise OSError(errno.EIO, "short write")
     finally:
         os.close(fd)
 
@@ -272,13 +274,8 @@ def _check_file_size_limit(path: str, fmt: str, raw_bytes: int) -> None:
     """
     if fmt not in _EXIT_ON_WRITE_ERROR:
         return
-    try:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    except (ImportError, OSError, ValueError):
-        return
-    bound = 8 * raw_bytes + (1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < bound:
+    soft, bound = file_size_limit(), 8 * raw_bytes + (1 << 20)
+    if soft is not None and soft < bound:
         raise ImageIOError(f"the process's file-size limit (ulimit -f) of {soft} bytes may be too small for this "
                            f"{fmt} file (up to {bound} bytes), and the {fmt} library cannot survive a failed write; "
                            "raise the limit or write another format", path=path)

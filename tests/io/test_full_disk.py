@@ -195,6 +195,49 @@ def test_file_size_limit_inside_the_libraries(tmp_path, memory):
     assert "file-size limit" in results["jpg"]  # refused before libjpeg could end the process
 
 
+_CUT_SCRIPT = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    import torch
+    from nodegraph import channels as chans
+    from nodegraph.errors import ImageIOError
+    from nodegraph.image import Box, Format, Image
+    from nodegraph.io import write_image
+    ref, out = sys.argv[1], sys.argv[2]
+    g = torch.Generator().manual_seed(1)
+    img = Image(torch.rand((3, 128, 128), generator=g), chans.RGB, Box(0, 0, 128, 128), Format.of_size(128, 128))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    results = {}
+    for ext in ["png", "tif", "dpx", "exr"]:
+        write_image(os.path.join(ref, "ref." + ext), img)
+        size = os.path.getsize(os.path.join(ref, "ref." + ext))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size - 100, hard))  # only the last bytes fail
+        try:
+            write_image(os.path.join(out, "out." + ext), img)
+            results[ext] = "written"
+        except ImageIOError as err:
+            results[ext] = "ImageIOError: " + str(err)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    results["left"] = sorted(os.listdir(out))
+    print(json.dumps(results))
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_file_size_limit_cutting_only_the_last_bytes(tmp_path):
+    """libpng drops the error of its last flush (close() reports success): a file that reached
+    the limit is refused, never published short."""
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "out").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _CUT_SCRIPT, str(tmp_path / "ref"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    for ext in ["png", "tif", "dpx", "exr"]:
+        assert results[ext].startswith("ImageIOError: "), (ext, results[ext])
+    assert results["left"] == []
+
+
 # --- a real full file system -------------------------------------------------------------------
 _TMPFS_SCRIPT = textwrap.dedent("""
     import json, os, subprocess, sys
