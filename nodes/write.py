@@ -36,7 +36,8 @@ class Write(Node):
     """Writes its input to files when rendered (``nodegraph render``); a pass-through otherwise.
 
     Each frame is written to a temporary file and renamed into place, so an interrupted render
-    never leaves a partial frame. EXR keeps the data window, every selected layer and the
+    never leaves a partial frame; a failed write (a full disk, a quota) fails that frame and
+    publishes nothing, so ``--skip-existing`` renders it again. EXR keeps the data window, every selected layer and the
     metadata; integer formats are converted to `colorspace` (default sRGB) and quantised.
     """
 
