@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +27,30 @@ __all__ = ["atomic_output", "remove_stale_temps", "temp_path_for", "fsync_path",
 _COPY_CHUNK = 8 << 20
 
 
+@functools.lru_cache(maxsize=1)
 def memory_files_available() -> bool:
-    """Whether encoders can write into memory files (Linux ``memfd`` reachable through ``/proc``)."""
-    return hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+    """Whether encoders can write into memory files: Linux ``memfd``, reopened by name through
+    ``/proc/self/fd`` (tried once per process; sandboxes may forbid either)."""
+    fd = _memory_file("probe")
+    if fd is None:
+        return False
+    try:
+        with open(f"/proc/self/fd/{fd}", "wb") as f:
+            f.write(b"ok")
+        return os.pread(fd, 2, 0) == b"ok"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _memory_file(name: str) -> int | None:
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.memfd_create(f"nodegraph-{name}"[:200], getattr(os, "MFD_CLOEXEC", 1))
+    except OSError:  # ENOSYS, EPERM under seccomp, EMFILE
+        return None
 
 
 def file_size_limit() -> int | None:
@@ -71,7 +93,8 @@ def memory_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
     way an exception leaves nothing at ``path`` (nor a temp file) and ``OSError`` becomes an
     :class:`ImageIOError` naming ``path``; an encoder that produced no bytes is an error too.
     """
-    if not (in_memory and memory_files_available()):
+    fd = _memory_file(Path(path).name) if in_memory and memory_files_available() else None
+    if fd is None:
         with atomic_output(path, create_directories=create_directories) as tmp:
             yield str(tmp)
             size = tmp.stat().st_size if tmp.exists() else -1
@@ -79,7 +102,6 @@ def memory_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
                 raise ImageIOError("the encoder produced an empty file", path=str(path))
             _check_not_cut(path, size)
         return
-    fd = os.memfd_create(f"nodegraph-{Path(path).name}"[:200], getattr(os, "MFD_CLOEXEC", 1))
     try:
         yield f"/proc/self/fd/{fd}"
         size = os.fstat(fd).st_size

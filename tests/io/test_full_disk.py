@@ -78,6 +78,18 @@ def test_exr_memory_encoding_is_byte_identical(tmp_path, monkeypatch):
     assert (tmp_path / "mem.exr").read_bytes() == (tmp_path / "disk.exr").read_bytes()
 
 
+@pytest.mark.parametrize("ext", STILLS)
+def test_writes_fall_back_when_memory_files_are_refused(tmp_path, monkeypatch, ext):
+    """A sandbox that forbids memfd_create (seccomp) still writes, straight to the temp file."""
+    def refused(*a, **k):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "memfd_create", refused, raising=False)
+    write_image(tmp_path / f"x.{ext}", noise(32, 16))
+    assert read_image(tmp_path / f"x.{ext}").pixels.shape == (3, 16, 32)
+    assert listing(tmp_path) == [f"x.{ext}"]
+
+
 # --- monkeypatched failures of the steps Python performs ---------------------------------------
 def _write(path: Path, image: Image) -> None:
     if path.suffix == ".mov":
