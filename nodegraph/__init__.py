@@ -27,9 +27,9 @@ comp.json`` renders it again). Inputs are named as in Nuke: Merge2 puts ``A`` ov
 
 Errors are one family, :class:`NodeGraphError`, naming the node, knob, frame or file::
 
-    >>> g.add("Read", file="plate.####.exr", first=1001, last="soon")  # doctest: +ELLIPSIS
+    >>> g.add("Read", file="plate.####.exr", first=1001, last=1e18)
     Traceback (most recent call last):
-    nodegraph.errors.KnobError: node 'Read2' knob 'last': ...
+    nodegraph.errors.KnobError: node 'Read2' knob 'last': out of range: frame numbers lie within +-1,000,000,000 (got 1e+18)
 """
 
 from .cache import ImageCache

@@ -259,7 +259,8 @@ def nodes(type_name: Optional[str] = typer.Argument(None, metavar="[TYPE]", help
             say(out, f"  {spec.name}{'' if spec.required else ' (optional)'}: {spec.doc}")
     table = Table("knob", "type", "default", "description", box=None)
     for k in knob_docs(cls):
-        table.add_row(Text(k["name"]), Text(k["type"]), Text(json.dumps(k["default"])), Text(" ".join(k["doc"].split())))
+        table.add_row(Text(k["name"]), Text(k["type"]), Text(json.dumps(k["default"])),
+                      Text(" ".join(k["doc"].split())))
     out.print(table)
 
 

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 
@@ -282,9 +282,15 @@ class GraphSource(Source):
         self.device = device
         self.evaluator = Evaluator(graph, max_cache_bytes=512 * 2**20, admit_on_reuse=True)
 
-    def frames(self) -> list[int] | None:
+    def frames(self) -> Sequence[int] | None:
+        from .render import MAX_RENDER_FRAMES
+
         rng = self.graph.frame_range(self.node)
-        return None if rng is None else list(range(rng[0], rng[1] + 1))
+        if rng is not None and rng[1] - rng[0] >= MAX_RENDER_FRAMES:
+            raise NodeGraphError(f"frame range {rng[0]}-{rng[1]} has {rng[1] - rng[0] + 1:,} frames, more than "
+                                 f"a comparison covers ({MAX_RENDER_FRAMES:,}); pick frames with --frames",
+                                 node=self.node)
+        return None if rng is None else range(rng[0], rng[1] + 1)
 
     def image(self, frame: int) -> Image:
         return self.evaluator.evaluate(self.node, frame, device=self.device)

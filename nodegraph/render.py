@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from .cache import RENDER_CACHE_BYTES
-from .errors import NodeGraphError, RenderError, safe_repr
+from .errors import NodeGraphError, RenderError, safe_repr, shorten_lines
 from .evaluator import Evaluator, resolve_device
 from .graph import Graph
 from .frames import frame_problem
@@ -133,7 +133,7 @@ def _execute(ev: Evaluator, node_name: str, frame: int, device: Any, dtype: torc
     except NodeGraphError as err:
         return node_name, frame, None, str(err.with_context(node=node_name, frame=frame))
     except Exception as err:  # keep going: one bad frame must not lose the rest of the render
-        return node_name, frame, None, f"node {node_name!r}, frame {frame}: {type(err).__name__}: {err}"
+        return node_name, frame, None, shorten_lines(f"node {node_name!r}, frame {frame}: {type(err).__name__}: {err}")
 
 
 # --- driver ---------------------------------------------------------------------------------------
@@ -288,7 +288,8 @@ def _render_parallel(graph: Graph, jobs: Iterator[tuple[str, int]], workers: int
         try:
             record(*fut.result())
         except Exception as err:  # a worker died (killed, out of memory): name the frame
-            record(name, f, None, f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}")
+            record(name, f, None,
+                   shorten_lines(f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}"))
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(doc, str(dev), dtype_name, threads, cache_bytes)) as pool:

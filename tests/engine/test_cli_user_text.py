@@ -203,3 +203,14 @@ def test_ten_million_character_path_gives_a_short_error() -> None:
     _ok(res, 1)
     assert len(res.output) < 20_000
     assert "10,000,004 characters" in res.output
+
+
+def test_render_with_a_ten_million_character_output_path(tmp_path: Path) -> None:
+    g = ng.Graph()
+    g.add("Write", input=g.add("ColorBars", format="8x4"), file=str(tmp_path / ("p" * 10_000_000 + ".####.exr")))
+    g.save(tmp_path / "long.json")
+    res = runner.invoke(app, ["render", str(tmp_path / "long.json"), "--frames", "1-2"])
+    _ok(res, 1)
+    assert "0 frame(s) written, 0 skipped, 2 failed" in res.output
+    assert len(res.output) < 100_000  # each of the two frames' messages is bounded, the path shortened
+    assert " characters) ... " in res.output

@@ -126,3 +126,19 @@ def test_render_generates_jobs_lazily(tmp_path: Path, workers: int, processes: b
         tracemalloc.stop()
     assert totals == [5_000_000]
     assert peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_compare_refuses_a_huge_graph_range(tmp_path: Path) -> None:
+    path = _read_doc(tmp_path, first=1, last=1e9)
+    res = runner.invoke(app, ["compare", f"{path}:R", f"{path}:R"])
+    assert isinstance(res.exception, SystemExit) and res.exit_code == 2, res.output
+    assert "node 'R': frame range 1-1000000000 has 1,000,000,000 frames" in res.output
+
+
+def test_duplicate_node_names_are_a_cli_error(tmp_path: Path) -> None:
+    path = tmp_path / "dup.json"
+    path.write_text('{"nodegraph": 1, "nodes": {"W": {"type": "Write"}, "W": {"type": "Dot"}}}')
+    for command in ("render", "validate"):
+        res = runner.invoke(app, [command, str(path)])
+        assert isinstance(res.exception, SystemExit) and res.exit_code == 1, res.output
+        assert "$.nodes.W: key 'W' appears twice" in res.output
