@@ -30,6 +30,7 @@ import pydantic
 
 from .atomic import atomic_write_text
 from .errors import DocumentError, GraphError, NodeGraphError
+from .frames import frame_problem
 from .graph import ROOT_DEFAULTS, Graph
 from .node import UnknownNode, registry
 
@@ -363,6 +364,8 @@ def graph_from_dict(data: Any, *, strict: bool = True, source: str | None = None
     for key, value in root.items():
         if key in ("first_frame", "last_frame"):
             _expect(value, int, f"$.root.{key}", key, source)
+            if frame_problem(value):
+                raise DocumentError(frame_problem(value), json_path=f"$.root.{key}", path=source)
         elif key == "fps":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise DocumentError("fps must be a positive number", json_path="$.root.fps", path=source)

@@ -142,3 +142,10 @@ def test_duplicate_node_names_are_a_cli_error(tmp_path: Path) -> None:
         res = runner.invoke(app, [command, str(path)])
         assert isinstance(res.exception, SystemExit) and res.exit_code == 1, res.output
         assert "$.nodes.W: key 'W' appears twice" in res.output
+
+
+def test_root_frame_range_is_capped() -> None:
+    text = '{"nodegraph": 2, "root": {"first_frame": 1, "last_frame": 1000000000000000000}, "nodes": {}}'
+    with pytest.raises(ng.DocumentError, match="out of range: frame numbers lie within") as info:
+        ng.Graph.from_json(text)
+    assert info.value.json_path == "$.root.last_frame"
