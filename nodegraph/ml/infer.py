@@ -61,7 +61,7 @@ def _file_key(path: str | os.PathLike) -> tuple[str, int, int]:
         raise _modelfile.ModelFileError("model file does not exist", path=str(path)) from None
     except ValueError:
         raise _modelfile.ModelFileError("the model file's path is not valid (it contains a NUL byte)",
-                                        path=repr(str(path))[1:-1]) from None
+                                        path=str(path)) from None
     except (OSError, RuntimeError) as exc:
         reason = _modelfile.os_error_reason(exc) if isinstance(exc, OSError) else str(exc)
         raise _modelfile.ModelFileError(reason, path=str(path)[:4096]) from None

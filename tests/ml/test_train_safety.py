@@ -40,12 +40,13 @@ def _all_finite(tensors) -> bool:
     return all(torch.isfinite(t).all() for t in tensors if t.is_floating_point())
 
 
-def test_divergence_stops_before_a_checkpoint_and_resumes_at_a_lower_rate(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_divergence_stops_before_a_checkpoint_and_resumes_at_a_lower_rate(tmp_path, monkeypatch, device):
     g = shot_graph(tmp_path, checkpointInterval=5, imageInterval=0)
     data = tmp_path / "train"
     _nan_from_call(monkeypatch, 8)  # steps 8.. diverge; no summary line before step 20 (log_every 100)
     with pytest.raises(TrainingDiverged) as exc:
-        train(g, "CopyCat1", steps=20, device="cpu", log_every=100, network=TINY)
+        train(g, "CopyCat1", steps=20, device=device, log_every=100, network=TINY)
     err = exc.value
     assert err.step == 10 and err.node == "CopyCat1"  # found at the step-10 checkpoint, before writing it
     assert err.checkpoint == data / "CopyCat1.5.cat" and err.state_path == data / "CopyCat1.ost"
@@ -59,7 +60,7 @@ def test_divergence_stops_before_a_checkpoint_and_resumes_at_a_lower_rate(tmp_pa
     assert state["step"] == 5 and _all_finite(state["model"].values())
 
     monkeypatch.undo()
-    result = train(g, "CopyCat1", resume=True, device="cpu", log_every=5, learning_rate=5e-4)
+    result = train(g, "CopyCat1", resume=True, device=device, log_every=5, learning_rate=5e-4)
     assert result.resumed_from == 5 and result.step == 20 and math.isfinite(result.final_loss)
     assert load_state(data / "CopyCat1.ost")["learning_rate"] == 5e-4
     assert _all_finite(load_cat(data / "CopyCat1.cat").module.state_dict().values())
