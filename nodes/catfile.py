@@ -38,7 +38,9 @@ class CatFileCreator(Node):
 
     Making the file is a side effect and runs only when asked for: ``node.create()`` (or
     ``nodegraph cat create``). The optional `input` is passed through unchanged so the node can
-    sit in a tree; pulled with nothing connected it raises a clear error (it makes no image).
+    sit in a tree; pulled with nothing connected it raises a clear error (it makes no image). The
+    file holds TorchScript, which runs code: an Inference node loads it only after an explicit
+    opt-in (:mod:`nodegraph.ml.trust`); creating it does not grant one.
     """
 
     category = "ML"

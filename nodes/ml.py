@@ -37,7 +37,9 @@ class CopyCat(Node):
     NAME`` or ``nodegraph.ml.train.train(graph, NAME)``); evaluating the node passes `input`
     through unchanged. The data directory receives ``NAME.<step>.cat`` checkpoints, ``NAME.cat``
     (the model the Inference node loads), ``NAME.ost`` (to resume), ``NAME.summary`` and
-    ``NAME.loss.png``, TensorBoard logs, contact sheets and previews.
+    ``NAME.loss.png``, TensorBoard logs, contact sheets and previews. A loss that becomes NaN or
+    infinite stops training (``TrainingDiverged``) with the last good checkpoint and resume file
+    kept; resume from them at a lower learning rate (``--resume --learning-rate LR``).
     """
 
     category = "ML"
