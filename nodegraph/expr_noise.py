@@ -46,10 +46,18 @@ def _mix(h):
     return h ^ (h >> 16)
 
 
+def _seeds(like):
+    # a tensor xor with a Python int above 2**31 takes a slow path (20x); 0-d tensors do not
+    if isinstance(like, torch.Tensor):
+        return tuple(torch.tensor(s, dtype=torch.int64, device=like.device) for s in _SEEDS)
+    return _SEEDS
+
+
 def _hash(ix, iy, iz):
-    h = _mix((ix & _M) ^ _SEEDS[0])
-    h = _mix(h ^ (iy & _M) ^ _SEEDS[1])
-    return _mix(h ^ (iz & _M) ^ _SEEDS[2])
+    seeds = _seeds(ix)
+    h = _mix((ix & _M) ^ seeds[0])
+    h = _mix(h ^ (iy & _M) ^ seeds[1])
+    return _mix(h ^ (iz & _M) ^ seeds[2])
 
 
 def _fade(t):
@@ -85,9 +93,8 @@ class _Tensor:
     @staticmethod
     def grad(h, x, y, z):
         k = h & 15
-        table = torch.tensor(_GRADIENTS, dtype=x.dtype, device=x.device)
-        g = table[k]
-        return g[..., 0] * x + g[..., 1] * y + g[..., 2] * z
+        table = torch.tensor((_GRAD_X, _GRAD_Y, _GRAD_Z), dtype=x.dtype, device=x.device)
+        return table[0][k] * x + table[1][k] * y + table[2][k] * z
 
 
 def _backend(*values):
@@ -113,30 +120,39 @@ def _lerp(t, a, b):
 
 
 def _corners(x, y, z, value):
-    """Trilinear quintic blend of ``value(ix, iy, iz, fx, fy, fz)`` over the 8 lattice corners."""
+    """Trilinear quintic blend of ``value(hash, fx, fy, fz, B)`` over the 8 lattice corners.
+
+    The hash of a corner is :func:`_hash`; its x and xy stages are shared between the corners
+    that have them in common (14 mixes instead of 24).
+    """
     B = _backend(x, y, z)
     x, y, z = _as_tensors((x, y, z))
     ix, fx = B.split(x)
     iy, fy = B.split(y)
     iz, fz = B.split(z)
     u, v, w = _fade(fx), _fade(fy), _fade(fz)
+    seeds = _seeds(ix)
+    hx = [_mix(((ix + d) & _M) ^ seeds[0]) for d in (0, 1)]
+    hz = [((iz + d) & _M) ^ seeds[2] for d in (0, 1)]
+    blended = []
+    for dy in (0, 1):
+        ys = ((iy + dy) & _M) ^ seeds[1]
+        hxy = [_mix(h ^ ys) for h in hx]
+        row = []
+        for dz in (0, 1):
+            c0 = value(_mix(hxy[0] ^ hz[dz]), fx, fy - dy, fz - dz, B)
+            c1 = value(_mix(hxy[1] ^ hz[dz]), fx - 1.0, fy - dy, fz - dz, B)
+            row.append(_lerp(u, c0, c1))
+        blended.append(row)
+    return _lerp(w, _lerp(v, blended[0][0], blended[1][0]), _lerp(v, blended[0][1], blended[1][1]))
 
-    def corner(dx, dy, dz):
-        return value(ix + dx, iy + dy, iz + dz, fx - dx, fy - dy, fz - dz, B)
 
-    x00 = _lerp(u, corner(0, 0, 0), corner(1, 0, 0))
-    x10 = _lerp(u, corner(0, 1, 0), corner(1, 1, 0))
-    x01 = _lerp(u, corner(0, 0, 1), corner(1, 0, 1))
-    x11 = _lerp(u, corner(0, 1, 1), corner(1, 1, 1))
-    return _lerp(w, _lerp(v, x00, x10), _lerp(v, x01, x11))
+def _gradient_corner(h, fx, fy, fz, B):
+    return B.grad(h, fx, fy, fz)
 
 
-def _gradient_corner(ix, iy, iz, fx, fy, fz, B):
-    return B.grad(_hash(ix, iy, iz), fx, fy, fz)
-
-
-def _value_corner(ix, iy, iz, fx, fy, fz, B):
-    return B.to_float(_hash(ix, iy, iz), fx) * (1.0 / 4294967296.0)
+def _value_corner(h, fx, fy, fz, B):
+    return B.to_float(h, fx) * (1.0 / 4294967296.0)
 
 
 def _noise1(x):

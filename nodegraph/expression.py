@@ -464,33 +464,49 @@ class _TensorCompiler:
         at = self.compile(node.at)
         return lambda env: t(env, _lookup(env, ref, _frame_of(at(env), text, pos), text, pos))
 
+    _COMPARE = {"<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge, "==": torch.eq, "!=": torch.ne}
+    _ARITH = {"+": torch.add, "-": torch.sub, "*": torch.mul, "/": torch.div, "%": torch.fmod, "**": torch.pow}
+
+    def truth(self, node) -> Callable[[_Env], torch.Tensor]:
+        """A closure giving a bool tensor: comparisons and logic stay bool until a number is needed."""
+        if isinstance(node, Binary) and node.op in self._COMPARE:
+            cmp, a, b = self._COMPARE[node.op], self.compile(node.left), self.compile(node.right)
+            return lambda env: cmp(a(env), b(env))
+        if isinstance(node, Binary) and node.op in ("&&", "||"):
+            a, b = self.truth(node.left), self.truth(node.right)
+            if node.op == "&&":
+                return lambda env: a(env) & b(env)
+            return lambda env: a(env) | b(env)
+        if isinstance(node, Unary) and node.op == "!":
+            a = self.truth(node.operand)
+            return lambda env: ~a(env)
+        value = self.compile(node)
+        return lambda env: value(env) != 0
+
     def t_Unary(self, node: Unary):
-        a = self.compile(node.operand)
         if node.op == "-":
+            a = self.compile(node.operand)
             return lambda env: -a(env)
-        return lambda env: (a(env) == 0).to(env.dtype)
+        return self._number(node)
+
+    def _number(self, node):
+        truth = self.truth(node)
+        return lambda env: truth(env).to(env.dtype)
 
     def t_Ternary(self, node: Ternary):
-        c, a, b = (self.compile(n) for n in (node.cond, node.then, node.other))
-        return lambda env: torch.where(c(env) != 0, a(env), b(env))
+        c = self.truth(node.cond)
+        a, b = self.compile(node.then), self.compile(node.other)
+        return lambda env: torch.where(c(env), a(env), b(env))
 
     def t_Binary(self, node: Binary):
+        op = node.op
+        if op in self._COMPARE or op in ("&&", "||"):
+            return self._number(node)
         a = self.compile(node.left)
         b = self.compile(node.right)
-        op = node.op
-        simple = {"+": torch.add, "-": torch.sub, "*": torch.mul, "/": torch.div, "%": torch.fmod,
-                  "**": torch.pow}
-        if op in simple:
-            fn = simple[op]
+        if op in self._ARITH:
+            fn = self._ARITH[op]
             return lambda env: fn(a(env), b(env))
-        compare = {"<": torch.lt, "<=": torch.le, ">": torch.gt, ">=": torch.ge, "==": torch.eq, "!=": torch.ne}
-        if op in compare:
-            cmp = compare[op]
-            return lambda env: cmp(a(env), b(env)).to(env.dtype)
-        if op == "&&":
-            return lambda env: ((a(env) != 0) & (b(env) != 0)).to(env.dtype)
-        if op == "||":
-            return lambda env: ((a(env) != 0) | (b(env) != 0)).to(env.dtype)
         bit = torch.bitwise_or if op == "|" else torch.bitwise_and
         return lambda env: bit(torch.trunc(a(env)).to(torch.int64), torch.trunc(b(env)).to(torch.int64)).to(env.dtype)
 
