@@ -1,0 +1,332 @@
+"""Conformance that computes: every registered library node is evaluated on the CPU.
+
+Parametrised over the node registry at collection time, like ``test_conformance.py`` (types added
+to the library are picked up without editing this file). For each node type:
+
+1. default knobs on a standard image (a CheckerBoard2 and a Ramp fed as in ``test_gpu_parity``):
+   the result is an Image whose tensor matches its data window and channel names, on the
+   requested device and dtype, finite where the inputs are;
+2. inputs with an empty data window (zero-area box): no crash, an Image comes back;
+3. half precision: float16 pixels close to the float32 result;
+4. pass-through: whenever ``passthrough(ctx)`` names an input (defaults, identity values such as
+   ``mix=0``), the node's hash is that input's hash and ``compute`` gives that input's pixels;
+5. every knob changes the hash at a frame, still and animated (a curve through the different value
+   at frame 1 hashes like the still value; a curve through the default hashes like the default).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import torch
+
+import nodegraph as ng
+from nodegraph import KnobError, NodeGraphError
+from nodegraph import channels as chans
+from nodegraph.animation import knob_shape
+from nodegraph.curve import Curve, Key
+from nodegraph.evaluator import Context
+from nodegraph.expression import Expression
+from nodegraph.image import Box, Format, Image
+
+from test_conformance import NODE_TYPES, knob_candidates, different_value  # same registry view, same values
+
+W, H = 32, 24
+FMT = f"{W}x{H}"
+CPU = torch.device("cpu")
+
+# Not computed here, each with its own tests:
+EXCLUDED = {
+    # file and model nodes: they need files on disk or trained models (tests/nodes/test_read_write.py,
+    # tests/ml/); Write and CatFileCreator are side-effect tasks run explicitly, not pulled
+    "Read", "Write", "CopyCat", "CatFileCreator", "Inference",
+    # a group's Input only means something inside a group, fed by the group's input (an Input on
+    # its own raises "not connected" by design); it is covered through the Group and Output cases
+    # below, which evaluate a group Input -> Blur -> Output, and in tests/engine/test_group.py
+    "Input",
+}
+TYPES = sorted(t for t in NODE_TYPES if t not in EXCLUDED)
+
+# (type, knob): knobs that legitimately leave the hash at a frame unchanged, with the reason.
+HASH_NEUTRAL_KNOBS = {
+    # a Group is a pass-through to its Output: its hash is its inner nodes' (a label draws nothing)
+    ("Group", "label"): "a group's label does not affect pixels; the group shares its Output's hash",
+    # FrameRange sets the clip's range (frame_range) and passes every frame through untouched
+    ("FrameRange", "first_frame"): "a pass-through: the range is not part of any frame's pixels",
+    ("FrameRange", "last_frame"): "a pass-through: the range is not part of any frame's pixels",
+}
+
+# Types whose defaults or identity values are pass-throughs: the pass-through test must find one.
+KNOWN_PASSTHROUGH = {"Blur", "Colorspace", "Dot", "FrameRange", "Group", "NoOp", "Output", "Switch"}
+
+# Types that legitimately give non-finite pixels from finite inputs with default knobs: none.
+NON_FINITE_OK: dict[str, str] = {}
+
+# Half precision: float16 vs float32 results, relative and absolute tolerance (see test_half).
+HALF_TOL = dict(rtol=1e-2, atol=1e-2)
+HALF_TOL_EXCEPTIONS: dict[str, dict[str, float]] = {}
+
+
+# --- a test-only source with an empty data window -------------------------------------------------
+
+class ConformanceEmptySource(ng.Node):
+    """Test-only source: RGBA of a 32x24 format whose data window ``box`` has zero area."""
+
+    type_name = "ConformanceEmptySource"
+
+    class Knobs(ng.Knobs):
+        box: tuple[int, int, int, int] = (8, 6, 8, 6)
+        """The (empty) data window, x0 y0 x1 y1."""
+
+    def compute(self, ctx: Context) -> Image:
+        box = Box(*self.knobs.box)
+        pixels = torch.zeros((4, box.height, box.width), device=ctx.device, dtype=ctx.dtype)
+        return Image(pixels, chans.RGBA, box, Format.of_size(W, H))
+
+
+EMPTY_BOXES = {"point": (8, 6, 8, 6), "column": (8, 0, 8, H), "row": (0, 6, W, 6)}
+
+
+# --- graphs ---------------------------------------------------------------------------------------
+
+def _group(g: ng.Graph) -> ng.Group:
+    """A tiny group: Input1 -> Blur (size from the user knob ``size``) -> Output1."""
+    grp = g.add("Group", "G")
+    grp.add_knob("size", "float", 2.0)
+    inp = grp.subgraph.add("Input", "Input1")
+    blur = grp.subgraph.add("Blur", "Blur1", input=inp, size=Expression("parent.size"))
+    grp.subgraph.add("Output", "Output1", input=blur)
+    return grp
+
+
+def build(type_name: str, *, empty: tuple[int, int, int, int] | None = None,
+          all_inputs: bool = False) -> tuple[ng.Graph, ng.Node, dict[str, ng.Node]]:
+    """A graph feeding ``type_name`` as test_gpu_parity does (a CheckerBoard2 and a Ramp, the mask
+    and optional inputs other than A / 0 left open; every non-mask input with ``all_inputs``).
+    Returns the graph, the node under test and what feeds each connected input."""
+    g = ng.Graph()
+    if empty is not None:
+        board = ramp = g.add("ConformanceEmptySource", "Empty", box=empty)
+    else:
+        board = g.add("CheckerBoard2", "Board", format=FMT, boxsize=4, color1=(0.9, 0.4, 0.2, 0.5))
+        ramp = g.add("Ramp", "Ramp", format=FMT, p0=(0, 0), p1=(W, H), color=(2.0, 0.5, -0.25, 1.0))
+    if type_name in ("Group", "Output"):
+        host = _group(g)
+        node = host if type_name == "Group" else host.subgraph.node("Output1")
+    else:
+        host = node = g.add(type_name, "Probe")
+    feeds = {}
+    for i, spec in enumerate(type(host).inputs):
+        if spec.name == "mask" or (not all_inputs and not spec.required and spec.name not in ("A", "0", "Input1")):
+            continue
+        feeds[spec.name] = board if i % 2 == 0 else ramp
+        g.connect(feeds[spec.name], host, spec.name)
+    return g, node, feeds
+
+
+def context(g: ng.Graph, node: ng.Node, frame: int = 1, dtype: torch.dtype = torch.float32) -> Context:
+    view = node.at_frame(frame)
+    return Context(g.evaluator, view, frame, CPU, dtype, node.graph.sources_of(node))
+
+
+def passthrough_of(g: ng.Graph, node: ng.Node) -> str | None:
+    return node.at_frame(1).passthrough(context(g, node))
+
+
+def assert_image(img: Any, dtype: torch.dtype, what: str) -> None:
+    assert isinstance(img, Image), f"{what}: got {type(img).__name__}, not an Image"
+    b = img.bbox
+    assert isinstance(b, Box), f"{what}: data window {b!r} is not a Box"
+    assert tuple(img.pixels.shape) == (len(img.channels), b.height, b.width), (
+        f"{what}: pixels {tuple(img.pixels.shape)} do not match {len(img.channels)} channels over {tuple(b)}")
+    assert len(set(img.channels)) == len(img.channels), f"{what}: duplicate channels {img.channels}"
+    assert img.pixels.device.type == "cpu", f"{what}: pixels on {img.pixels.device}"
+    assert img.pixels.dtype == dtype, f"{what}: pixels are {img.pixels.dtype}, asked for {dtype}"
+    assert isinstance(img.format, Format)
+
+
+# --- 1. defaults on a standard image --------------------------------------------------------------
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_computes_with_defaults(type_name: str) -> None:
+    g, node, _ = build(type_name)
+    img = g.evaluate(node, 1, device="cpu", dtype=torch.float32)
+    assert_image(img, torch.float32, type_name)
+    if type_name not in NON_FINITE_OK:
+        bad = (~torch.isfinite(img.pixels)).sum().item()
+        assert bad == 0, f"{type_name}: {bad} non-finite pixels from finite inputs with default knobs"
+
+
+# --- 2. empty data windows ------------------------------------------------------------------------
+
+# types with image inputs (generators have none to empty)
+WITH_INPUTS = [t for t in TYPES if build(t)[2]]
+
+
+@pytest.mark.parametrize("empty", list(EMPTY_BOXES), ids=list(EMPTY_BOXES))
+@pytest.mark.parametrize("type_name", WITH_INPUTS)
+def test_empty_input_data_window(type_name: str, empty: str) -> None:
+    g, node, feeds = build(type_name, empty=EMPTY_BOXES[empty])
+    assert g.evaluate(feeds[next(iter(feeds))], 1).bbox.empty  # the source really is empty
+    for dtype in (torch.float32, torch.float16):
+        img = g.evaluate(node, 1, device="cpu", dtype=dtype)
+        assert_image(img, dtype, f"{type_name} over an empty {empty}")
+        assert torch.isfinite(img.pixels).all()
+
+
+def test_empty_source_is_empty_and_an_image() -> None:
+    g = ng.Graph()
+    for name, box in EMPTY_BOXES.items():
+        img = g.evaluate(g.add("ConformanceEmptySource", name, box=box), 1)
+        assert img.bbox == Box(*box) and img.bbox.empty and img.pixels.numel() == 0
+
+
+# --- 3. half precision ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_half_precision_close_to_float(type_name: str) -> None:
+    g, node, _ = build(type_name)
+    full = g.evaluate(node, 1, device="cpu", dtype=torch.float32)
+    half = g.evaluate(node, 1, device="cpu", dtype=torch.float16)
+    assert_image(half, torch.float16, f"{type_name} in half")
+    assert half.channels == full.channels and half.bbox == full.bbox
+    tol = HALF_TOL_EXCEPTIONS.get(type_name, HALF_TOL)
+    torch.testing.assert_close(half.pixels.float(), full.pixels, **tol)
+
+
+# --- 4. pass-through ------------------------------------------------------------------------------
+
+def _identity_values(cls: type[ng.Node], knob: str) -> list[Any]:
+    """Values of ``knob`` that often make a node an identity: 0 and 1 (per component too), both
+    booleans, every choice of a Literal, and the test_conformance candidates."""
+    default = cls.Knobs.model_fields[knob].get_default(call_default_factory=True)
+    out: list[Any] = [0, 0.0, 1, 1.0, False, True]
+    if isinstance(default, (tuple, list)):
+        out += [type(default)([v] * len(default)) for v in (0, 0.0, 1, 1.0)]
+    return out + knob_candidates(cls, knob)
+
+
+def _settings(type_name: str) -> list[dict[str, Any]]:
+    cls = NODE_TYPES[type_name]
+    one = [{}] + [{k: v} for k in cls.knob_names() for v in _identity_values(cls, k)]
+    live = _live_base(type_name)
+    return one + ([{**live, **s} for s in one] if live else [])
+
+
+def _live_base(type_name: str) -> dict[str, Any]:
+    """One knob change that makes a node that passes through at defaults compute ({} if none is)."""
+    g, node, _ = build(type_name, all_inputs=True)
+    if passthrough_of(g, node) is None:
+        return {}
+    cls = NODE_TYPES[type_name]
+    for knob in cls.knob_names():
+        for value in knob_candidates(cls, knob):
+            g, node, _ = build(type_name, all_inputs=True)
+            try:
+                node.set(**{knob: value})
+                if passthrough_of(g, node) is None:
+                    return {knob: value}
+            except NodeGraphError:
+                continue
+    return {}
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_passthrough_shares_the_input_hash_and_pixels(type_name: str) -> None:
+    fired = []
+    seen = set()
+    for setting in _settings(type_name):
+        key = repr(sorted(setting.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        g, node, feeds = build(type_name, all_inputs=True)
+        try:
+            node.set(**setting)
+            through = passthrough_of(g, node)
+        except NodeGraphError:  # a value the node refuses (e.g. a channel the image lacks)
+            continue
+        if through is None:
+            continue
+        fired.append(setting)
+        where = f"{type_name} {setting}: passthrough -> {through!r}"
+        src = node.graph.sources_of(node)[through]
+        assert g.evaluator.hash(node, 1) == g.evaluator.hash(src, 1), where
+        want = g.evaluate(src, 1)
+        got = g.evaluate(node, 1)
+        assert got.channels == want.channels and got.bbox == want.bbox and torch.equal(got.pixels, want.pixels), where
+        # what the node would compute agrees with what the evaluator serves in its place
+        if type_name not in ("Group", "Output"):  # their pass-through is the engine's wiring
+            try:
+                out = node.at_frame(1).compute(context(g, node))
+            except KnobError:  # a value that only works on other images (a layer these lack)
+                continue
+            assert out.channels == want.channels, where
+            union = out.bbox.union(want.bbox)
+            torch.testing.assert_close(out.crop_to(union).pixels, want.crop_to(union).pixels, rtol=0, atol=1e-6,
+                                       msg=lambda m: f"{where}: compute differs from the input: {m}")
+    assert bool(fired) == (type_name in KNOWN_PASSTHROUGH), (
+        f"{type_name}: pass-through settings found: {fired or 'none'}; update KNOWN_PASSTHROUGH if intended")
+
+
+# --- 5. every knob changes the hash at a frame, still and animated ---------------------------------
+
+KNOBS = [(t, k) for t in TYPES for k in NODE_TYPES[t].knob_names()]
+
+
+def _curve_through(value: Any, shape) -> Any:
+    """A non-constant curve (one per component for a tuple) whose value at frame 1 is ``value``."""
+    def curve(v: Any) -> Curve:
+        v = float(v)
+        return Curve([Key(1, v, "linear"), Key(11, v + 1, "linear")])
+
+    if isinstance(value, (tuple, list)):
+        assert len(value) in shape.counts
+        return [curve(v) for v in value]
+    assert 1 in shape.counts
+    return curve(value)
+
+
+@pytest.mark.parametrize("type_name, knob", KNOBS, ids=[f"{t}.{k}" for t, k in KNOBS])
+def test_every_knob_changes_the_hash_at_a_frame(type_name: str, knob: str) -> None:
+    cls = NODE_TYPES[type_name]
+    value = different_value(cls, knob)
+    base = {k: v for k, v in _live_base(type_name).items() if k != knob}
+
+    def hash_with(**knobs: Any) -> str:
+        g, node, _ = build(type_name, all_inputs=True)
+        node.set(**base, **knobs)
+        return g.evaluator.hash(node, 1)
+
+    default = cls("Probe").knob_values()[knob]
+    h_default = hash_with()
+    h_still = hash_with(**{knob: value})
+    if (type_name, knob) in HASH_NEUTRAL_KNOBS:
+        assert h_still == h_default  # keep the list honest: drop the entry when it starts to matter
+        return
+    assert h_still != h_default, f"{type_name}.{knob}={value!r} left the hash at frame 1 unchanged"
+
+    shape = knob_shape(cls.Knobs.model_fields[knob].annotation)
+    if shape is None:
+        return  # not numeric: cannot hold a curve
+    g, node, _ = build(type_name, all_inputs=True)
+    node.set(**base, **{knob: value})
+    still = node.knobs.model_dump()[knob]  # the validated value (tuples, floats)
+    assert hash_with(**{knob: _curve_through(still, shape)}) == h_still, (
+        f"{type_name}.{knob}: a curve through {still!r} at frame 1 hashes unlike the still value")
+    assert hash_with(**{knob: _curve_through(default, shape)}) == h_default, (
+        f"{type_name}.{knob}: a curve through the default {default!r} at frame 1 hashes unlike the default")
+    # and the animation is per frame: at frame 11 the curve is one more than at frame 1
+    g, node, _ = build(type_name, all_inputs=True)
+    node.set(**base, **{knob: _curve_through(still, shape)})
+    assert node.value(knob, 1) == (tuple(still) if isinstance(still, (list, tuple)) else still)
+
+
+def test_animated_knob_changes_only_frames_whose_value_differs() -> None:
+    """The curve machinery the knob test relies on: resolved values per frame enter the hash."""
+    g, node, _ = build("Grade", all_inputs=True)
+    node.set(multiply=Curve([Key(1, 1.0, "constant"), Key(5, 2.0, "constant")]))
+    hashes = [g.evaluator.hash(node, f) for f in range(1, 7)]
+    assert len(set(hashes[:4])) == 1 and len(set(hashes[4:])) == 1 and hashes[0] != hashes[4]
