@@ -183,6 +183,19 @@ _OPS = ("**", "<=", ">=", "==", "!=", "&&", "||", "+", "-", "*", "/", "%", "<", 
         ":", "(", ")", ",", ".", "|", "&")
 
 
+_DIGITS = frozenset("0123456789")
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_NAME_CHARS = _NAME_START | _DIGITS
+
+
+def _digit(c: str) -> bool:
+    return c in _DIGITS  # ASCII only: str.isdigit() accepts '²', which float() rejects
+
+
+def _is_name(word: str) -> bool:
+    return bool(word) and word[0] in _NAME_START and all(c in _NAME_CHARS for c in word)
+
+
 def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     i, n = 0, len(text)
@@ -195,30 +208,30 @@ def tokenize(text: str) -> list[Token]:
         prev = tokens[-1] if tokens else None
         after_name = prev is not None and prev.kind == "name" and prev.pos + len(prev.text) == i
         after_dot = prev is not None and prev.kind == "op" and prev.text == "." and prev.pos + 1 == i
-        if c.isdigit() and after_dot:  # a component index: Node.matrix.3
-            while i < n and text[i].isdigit():
+        if _digit(c) and after_dot:  # a component index: Node.matrix.3
+            while i < n and _digit(text[i]):
                 i += 1
             tokens.append(Token("num", text[start:i], start))
-        elif c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit() and not after_name):
-            while i < n and text[i].isdigit():
+        elif _digit(c) or (c == "." and i + 1 < n and _digit(text[i + 1]) and not after_name):
+            while i < n and _digit(text[i]):
                 i += 1
             if i < n and text[i] == ".":
                 i += 1
-                while i < n and text[i].isdigit():
+                while i < n and _digit(text[i]):
                     i += 1
             if i < n and text[i] in "eE":
                 j = i + 1
                 if j < n and text[j] in "+-":
                     j += 1
-                if j < n and text[j].isdigit():
+                if j < n and _digit(text[j]):
                     i = j
-                    while i < n and text[i].isdigit():
+                    while i < n and _digit(text[i]):
                         i += 1
-            if i < n and (text[i].isalpha() or text[i] == "_"):
+            if i < n and text[i] in _NAME_START:
                 raise ExpressionError(f"malformed number {text[start:i + 1]!r}", text, start + 1)
             tokens.append(Token("num", text[start:i], start))
-        elif c.isalpha() or c == "_":
-            while i < n and (text[i].isalnum() or text[i] == "_"):
+        elif c in _NAME_START:
+            while i < n and text[i] in _NAME_CHARS:
                 i += 1
             tokens.append(Token("name", text[start:i], start))
         elif c == "[":
@@ -237,7 +250,7 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("tcl", text[start:i], start))
         elif c == "$":
             j = i + 1
-            while j < n and (text[j].isalnum() or text[j] == "_"):
+            while j < n and text[j] in _NAME_CHARS:
                 j += 1
             raise ExpressionError(f"TCL variables are not supported ({text[i:j]})", text, start + 1)
         elif c == "^":
@@ -378,7 +391,7 @@ class Parser:
         parts: list[str] = [first.text]
         while self.at_op(".") and self.tokens[self.i + 1].kind in ("name", "num"):
             nxt = self.tokens[self.i + 1]
-            if nxt.kind == "num" and not nxt.text.isdigit():
+            if nxt.kind == "num" and not all(_digit(c) for c in nxt.text):
                 break
             parts.append(nxt.text)
             self.i += 2
@@ -435,11 +448,11 @@ class Parser:
     def reference(self, parts: list[str], pos: int) -> Reference:
         last = parts[-1]
         component: str | int | None = None
-        if last.isdigit():
+        if all(_digit(c) for c in last):
             component = int(last)
         elif last in COMPONENT_NAMES:
             component = last
-        if parts[0][0].isdigit():
+        if _digit(parts[0][0]):
             raise self.error("a node path cannot start with a number", pos)
         if component is None:
             return Reference(tuple(parts[:-1]), last)
@@ -482,7 +495,7 @@ class Parser:
         if command == "value" and len(words) == 2:
             path = words[1]
             parts = path.split(".")
-            if all(p and (p.replace("_", "a").isalnum()) for p in parts) and not parts[0][0].isdigit():
+            if _is_name(parts[0]) and all(_is_name(p) or (p and all(_digit(c) for c in p)) for p in parts[1:]):
                 if len(parts) == 1:
                     return Name(parts[0], tok.pos, Reference((), parts[0]))
                 return Ref(self.reference(parts, tok.pos), tok.pos)

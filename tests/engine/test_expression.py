@@ -341,6 +341,25 @@ def test_not_text():
         Expression(3)  # type: ignore[arg-type]
 
 
+EXPRESSION_ALPHABET = "0123456789.eE+-*/%<>=!&|?:(),[]$ _xtframeGd1.whitesinrandomvalue\t²é"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.text(EXPRESSION_ALPHABET, max_size=40)))
+def test_any_text_parses_or_raises_expression_error(text):
+    """Fed arbitrary text, the parser and the evaluator fail only with ExpressionError."""
+    try:
+        expr = Expression(text)
+    except ExpressionError as err:
+        assert err.column is None or 1 <= err.column <= len(text) + 1
+        return
+    try:
+        value = expr.evaluate(3, lambda ref, frame: 1.0)
+    except ExpressionError:
+        return
+    assert isinstance(value, float)
+
+
 # --- the object ----------------------------------------------------------------------------------
 
 def test_identical_texts_share_one_parse_and_objects_are_values():
