@@ -100,7 +100,11 @@ class Num:
 
 @dataclass(frozen=True)
 class Frame:
+    """The frame: ``frame``, ``t``, ``[frame]``; or ``x``, which is the frame unless a variable
+    ``x`` is given to ``evaluate`` (Nuke: frame, t and x are the frame in a knob expression)."""
+
     pos: int
+    name: str = "frame"
 
 
 @dataclass(frozen=True)
@@ -404,7 +408,7 @@ class Parser:
             if call and name in self.functions:
                 args, _ = self.arguments()
                 return self.function(name, args, first.pos)
-            if call and name == "curve":
+            if call and name in ("curve", "y"):
                 return self.timed(Reference((), "curve"), first.pos)
             if call and name in self.variables:
                 args, open_pos = self.arguments()
@@ -413,7 +417,7 @@ class Parser:
                                      f"got {len(args)} argument(s)", open_pos)
                 return Sample(name, args[0], args[1], first.pos)
             if call:
-                if name in ("frame", "t", "pi"):
+                if name in ("frame", "t", "pi", "x"):
                     raise self.error(f"{name!r} is not a function", first.pos)
                 close = difflib.get_close_matches(name, list(self.functions), n=1, cutoff=0.75)
                 args, _ = self.arguments()
@@ -424,6 +428,10 @@ class Parser:
                 return Var(name, first.pos)
             if name in ("frame", "t"):
                 return Frame(first.pos)
+            if name == "x":
+                return Frame(first.pos, "x")
+            if name == "y":  # Nuke: the value of the knob's own keys (curve), unless given as a variable
+                return Name("y", first.pos, Reference((), "curve"))
             if name == "pi":
                 return Num(3.141592653589793, first.pos)
             if name == "curve":

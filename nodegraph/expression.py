@@ -15,8 +15,9 @@ as Python floats through closures built once per text, with domain errors raised
 The language (grammar and precedence in :mod:`nodegraph.expr_parse`, functions in
 :mod:`nodegraph.expr_functions`, noise in :mod:`nodegraph.expr_noise`):
 
-- numbers ``1``, ``.5``, ``2.``, ``1e-8``; ``frame`` and ``t`` (the frame being evaluated);
-  ``pi`` and ``pi()``; variables given to ``evaluate``;
+- numbers ``1``, ``.5``, ``2.``, ``1e-8``; ``frame``, ``t`` and ``x`` (the frame being
+  evaluated); ``y`` (the knob's own keys, as ``curve``); ``pi`` and ``pi()``; variables given to
+  ``evaluate`` (a variable ``x`` or ``y`` takes the place of Nuke's meaning: pixel coordinates);
 - ``+ - * / % **``, unary ``- + !``, ``< <= > >= == !=``, ``&& || ! | &``, ``?:``, parentheses;
   comparisons and logic give 1 or 0; ``&&``, ``||`` and ``?:`` evaluate only what they need;
   ``%`` is C's ``fmod`` (the sign of the dividend);
@@ -254,6 +255,8 @@ class _ScalarCompiler:
         return lambda env: value
 
     def c_Frame(self, node: Frame):
+        if node.name == "x":
+            return lambda env: env.vars.get("x", env.frame)
         return lambda env: env.frame
 
     def c_Var(self, node: Var):
@@ -427,6 +430,8 @@ class _TensorCompiler:
         return lambda env: torch.tensor(value, dtype=env.dtype, device=env.device)
 
     def t_Frame(self, node: Frame):
+        if node.name == "x":
+            return lambda env: self._t(env, env.vars["x"] if "x" in env.vars else float(env.frame))
         return lambda env: torch.tensor(float(env.frame), dtype=env.dtype, device=env.device)
 
     def t_Var(self, node: Var):

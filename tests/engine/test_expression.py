@@ -209,8 +209,21 @@ def test_declared_variables_are_not_references():
 
 def test_a_variable_given_at_evaluation_shadows_a_bare_knob():
     resolve = Recorder(5.0)
-    assert ev("x * 2", 1, resolve, x=3.0) == 6 and resolve.calls == []
-    assert ev("x * 2", 1, resolve) == 10 and resolve.calls == [(R((), "x"), 1.0)]
+    assert ev("gain * 2", 1, resolve, gain=3.0) == 6 and resolve.calls == []
+    assert ev("gain * 2", 1, resolve) == 10 and resolve.calls == [(R((), "gain"), 1.0)]
+
+
+def test_x_is_the_frame_and_y_the_curve_unless_given():
+    # Foundry (nuke.expression): frame, t and x are the frame; y is the value of the keys
+    resolve = Recorder(lambda ref, frame: frame + 0.5)
+    assert Expression("x").references() == () and Expression("x").uses_time()
+    assert Expression("y * 2").references() == (R((), "curve"),)
+    assert ev("x + y", 7, resolve) == 7 + 7.5 and resolve.knobs == ["curve"]
+    assert ev("y(3)", 7, resolve) == 3.5
+    assert ev("x + y", 7, resolve, x=1.0, y=2.0) == 3
+    pixels = Expression("x * 2", variables=("x",)).evaluate(7, x=torch.tensor([1.0, 2.0]))
+    assert pixels.tolist() == [2.0, 4.0]
+    assert Expression("x * 2").evaluate(7, v=torch.tensor([1.0])).item() == 14
 
 
 def test_timed_references_call_resolve_at_the_shifted_frame():
