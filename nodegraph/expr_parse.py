@@ -75,6 +75,12 @@ class Reference:
     knob ``Ctrl`` component ``x`` (tried first, as Nuke looks up knobs of the node itself first),
     else node ``Ctrl`` knob ``x``; ``A.B.r`` likewise. An engine resolves ``ref`` and, when that
     names no knob, ``ref.alternative``.
+
+    Paths are relative, as in Nuke (``nuke.knob``): unless a name starts with ``root``, its first
+    word is looked up among the knobs of the current node, then among the nodes of the group
+    holding it, then in each enclosing group up to the root. ``this`` is the current node and
+    ``parent`` the group holding it; the engine does that search, this module only records the
+    words.
     """
 
     path: tuple[str, ...]

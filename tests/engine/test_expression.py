@@ -180,6 +180,8 @@ REFERENCES = [
     ("root.first_frame + root.last_frame + root.fps",
      (R(("root",), "first_frame"), R(("root",), "last_frame"), R(("root",), "fps"))),
     ("Group1.Blur2.size", (R(("Group1", "Blur2"), "size"),)),
+    ("root.Group1.Blur1.size.w",
+     (R(("root", "Group1", "Blur1"), "size", "w", False, R(("root", "Group1", "Blur1", "size"), "w")),)),
     ("parent.Transform1.rotate", (R(("parent", "Transform1"), "rotate"),)),
     ("parent.CurveTool.intensitydata.r",
      (R(("parent", "CurveTool"), "intensitydata", "r", False, R(("parent", "CurveTool", "intensitydata"), "r")),)),
