@@ -51,6 +51,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -370,7 +371,8 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limit: str
                     raise ModelLimitError(f"the {name} entry holds more than {cap:,} bytes ({limit})",
                                           path=str(path))
                 chunks.append(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as exc:
         what = {META_ENTRY: "model.json", TORCHSCRIPT_ENTRY: "module"}.get(name, "weights")
         raise ModelFileError(f"the {what} entry is unreadable (truncated or corrupt file): {exc}",
                              path=str(path)) from None
