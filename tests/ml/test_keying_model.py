@@ -94,7 +94,7 @@ def test_full_tree_with_the_model(packaged, despill, refiner) -> None:
     hint_px = oiio.ImageBuf(hint.replace("####", "0003")).get_pixels(oiio.FLOAT)[..., 0]
     fg_srgb, alpha = _expected(plate_px, hint_px, despill, refiner)
     premult = _srgb_to_linear(fg_srgb) * alpha[..., None]
-    bg = np.array(example.BACKGROUND)
+    bg = np.array(example.background(3))  # the background colour is animated: frame 3's own value
     comp = oiio.ImageBuf(str(out / "comp.0003.exr")).get_pixels(oiio.FLOAT)
     np.testing.assert_allclose(comp[..., :3], premult + bg[:3] * (1 - alpha[..., None]), atol=2e-3)
     np.testing.assert_allclose(comp[..., 3], alpha + bg[3] * (1 - alpha), atol=2e-3)
