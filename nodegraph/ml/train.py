@@ -713,5 +713,5 @@ def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, st
     return trainer.run()
 
 
-__all__ = ["Plan", "TrainResult", "Trainer", "TrainingDiverged", "TrainingError", "TrainingInterrupted", "lr_at", "total_steps_for",
-           "train"]
+__all__ = ["Plan", "TrainResult", "Trainer", "TrainingDiverged", "TrainingError", "TrainingInterrupted", "lr_at",
+           "total_steps_for", "train"]

@@ -120,8 +120,8 @@ def test_compression_ratio_limit(tmp_path):
     n = int.from_bytes(w[:8], "little")
     zeroed = w[:8 + n] + bytes(len(w) - 8 - n)  # the same tensors, all zero: compresses > 100x
     meta = {**json.loads(e["model.json"]), "weights_sha256": hashlib.sha256(zeroed).hexdigest()}
-    path = rezip(tmp_path / "ratio.cat", [("model.json", json.dumps(meta).encode()),
-                                          ("weights.safetensors", zeroed)], deflate=("model.json", "weights.safetensors"))
+    path = rezip(tmp_path / "ratio.cat", [("model.json", json.dumps(meta).encode()), ("weights.safetensors", zeroed)],
+                 deflate=("model.json", "weights.safetensors"))
     with pytest.raises(ModelLimitError, match="MAX_COMPRESSION_RATIO"):
         load_cat(path)
 
