@@ -317,6 +317,14 @@ def test_passthrough_shares_the_input_hash_and_pixels(type_name: str) -> None:
         want = g.evaluate(src, 1)
         got = g.evaluate(node, 1)
         assert got.channels == want.channels and got.bbox == want.bbox and torch.equal(got.pixels, want.pixels), where
+        # the same setting reached by animation (numeric knobs): a pass-through at frame 1 only
+        numeric = [k for k in setting if knob_shape(type(node.knobs).model_fields[k].annotation)]
+        if numeric and len(numeric) == len(setting):
+            resolved = {k: getattr(node.knobs, k) for k in numeric}
+            node.set(**{k: curve_between(v, original[k]) for k, v in resolved.items()})
+            assert passthrough_of(g, node) == through, f"{where}, animated"
+            assert g.evaluator.hash(node, 1) == g.evaluator.hash(src, 1), f"{where}, animated"
+            node.set(**resolved)
         # what the node would compute agrees with what the evaluator serves in its place
         if type_name not in ("Group", "Output"):  # their pass-through is the engine's wiring
             try:
@@ -361,17 +369,27 @@ def test_mix_zero_computes_the_input(type_name: str, knob: str) -> None:
 KNOBS = [(t, k) for t in TYPES for k in NODE_TYPES[t].knob_names()]
 
 
-def _curve_through(value: Any, shape) -> Any:
-    """A non-constant curve (one per component for a tuple) whose value at frame 1 is ``value``."""
-    def curve(v: Any) -> Curve:
-        v = float(v)
-        return Curve([Key(1, v, "linear"), Key(11, v + 1, "linear")])
+def _components(value: Any) -> list[float] | float:
+    return [float(v) for v in value] if isinstance(value, (tuple, list)) else float(value)
 
-    if isinstance(value, (tuple, list)):
-        assert len(value) in shape.counts
-        return [curve(v) for v in value]
-    assert 1 in shape.counts
-    return curve(value)
+
+def curve_between(at_1: Any, at_11: Any) -> Any:
+    """A linear curve (one per component of a tuple knob) through ``at_1`` at frame 1 and
+    ``at_11`` at frame 11."""
+    def one(a: float, b: float) -> Curve:
+        return Curve([Key(1, a, "linear"), Key(11, b, "linear")])
+
+    a, b = _components(at_1), _components(at_11)
+    return [one(x, y) for x, y in zip(a, b)] if isinstance(a, list) else one(a, b)
+
+
+def expression_between(at_1: Any, at_11: Any) -> Any:
+    """An expression (one per component) giving ``at_1`` at frame 1 and ``at_11`` elsewhere."""
+    def one(a: float, b: float) -> Expression:
+        return Expression(f"frame == 1 ? {a!r} : {b!r}")
+
+    a, b = _components(at_1), _components(at_11)
+    return [one(x, y) for x, y in zip(a, b)] if isinstance(a, list) else one(a, b)
 
 
 @pytest.mark.parametrize("type_name, knob", KNOBS, ids=[f"{t}.{k}" for t, k in KNOBS])
@@ -379,34 +397,39 @@ def test_every_knob_changes_the_hash_at_a_frame(type_name: str, knob: str) -> No
     cls = NODE_TYPES[type_name]
     value = different_value(cls, knob)
     base = {k: v for k, v in _live_base(type_name).items() if k != knob}
+    g, node, _ = build(type_name, all_inputs=True)
+    node.set(**base)
+    default = getattr(node.knobs, knob)
 
-    def hash_with(**knobs: Any) -> str:
-        g, node, _ = build(type_name, all_inputs=True)
-        node.set(**base, **knobs)
-        return g.evaluator.hash(node, 1)
+    def hash_at(frame: int, knob_value: Any) -> str:
+        node.set(**{knob: knob_value})
+        return g.evaluator.hash(node, frame)
 
-    default = cls("Probe").knob_values()[knob]
-    h_default = hash_with()
-    h_still = hash_with(**{knob: value})
+    h_default = {f: hash_at(f, default) for f in (1, 11)}
+    h_still = {f: hash_at(f, value) for f in (1, 11)}
+    still = getattr(node.knobs, knob)  # the validated value (tuples, floats)
     if (type_name, knob) in HASH_NEUTRAL_KNOBS:
         assert h_still == h_default  # keep the list honest: drop the entry when it starts to matter
         return
-    assert h_still != h_default, f"{type_name}.{knob}={value!r} left the hash at frame 1 unchanged"
+    assert h_still[1] != h_default[1], f"{type_name}.{knob}={value!r} left the hash at frame 1 unchanged"
 
-    shape = knob_shape(cls.Knobs.model_fields[knob].annotation)
-    if shape is None:
+    if knob_shape(cls.Knobs.model_fields[knob].annotation) is None:
         return  # not numeric: cannot hold a curve
-    g, node, _ = build(type_name, all_inputs=True)
-    node.set(**base, **{knob: value})
-    still = node.knobs.model_dump()[knob]  # the validated value (tuples, floats)
-    assert hash_with(**{knob: _curve_through(still, shape)}) == h_still, (
-        f"{type_name}.{knob}: a curve through {still!r} at frame 1 hashes unlike the still value")
-    assert hash_with(**{knob: _curve_through(default, shape)}) == h_default, (
-        f"{type_name}.{knob}: a curve through the default {default!r} at frame 1 hashes unlike the default")
-    # and the animation is per frame: at frame 11 the curve is one more than at frame 1
-    g, node, _ = build(type_name, all_inputs=True)
-    node.set(**base, **{knob: _curve_through(still, shape)})
-    assert node.value(knob, 1) == (tuple(still) if isinstance(still, (list, tuple)) else still)
+    for animate in (curve_between, expression_between):
+        how = f"{type_name}.{knob} as {animate.__name__}"
+        # the resolved value at each frame is what is hashed: the still value's hash at frame 1,
+        # the default's at frame 11, and the other way round
+        assert hash_at(1, animate(still, default)) == h_still[1], f"{how}({still!r}, {default!r}) at frame 1"
+        assert node.value(knob, 1) == still and node.value(knob, 11) == default
+        assert hash_at(11, animate(still, default)) == h_default[11], f"{how}({still!r}, {default!r}) at frame 11"
+        assert hash_at(1, animate(default, still)) == h_default[1], f"{how}({default!r}, {still!r}) at frame 1"
+        assert hash_at(11, animate(default, still)) == h_still[11], f"{how}({default!r}, {still!r}) at frame 11"
+    node.set(**{knob: curve_between(still, default)})  # and it computes at both frames
+    for frame in (1, 11):
+        try:
+            assert_image(g.evaluate(node, frame), torch.float32, f"{type_name}.{knob} animated, frame {frame}")
+        except KnobError as err:  # a value that only works on other images
+            assert err.knob == knob, err
 
 
 def test_animated_knob_changes_only_frames_whose_value_differs() -> None:
