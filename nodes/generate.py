@@ -8,6 +8,7 @@ import torch
 from pydantic import Field
 
 from nodegraph import channels as chans
+from nodegraph.errors import ChannelError, KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Knobs, Node
@@ -15,8 +16,23 @@ from nodegraph.node import Knobs, Node
 from ._common import ChannelsKnob, Color4, FormatKnob, fill, format_of, rgba_values
 
 
-def _names(spec: str) -> tuple[str, ...]:
+def _names(spec: str, node: str, knob: str) -> tuple[str, ...]:
+    """The channels a generator's channel knob names. A generator has no input to find a layer's
+    channels in, so a bare layer other than rgba/rgb/alpha/depth is a KnobError naming the knob."""
+    problem = _channel_problem(spec)
+    if problem:
+        raise KnobError(problem, node=node, knob=knob)
     return chans.expand(spec)
+
+
+def _channel_problem(spec: str) -> str | None:
+    try:
+        chans.expand(spec)
+    except ChannelError as err:
+        shorthands = ", ".join(chans.LAYER_SHORTHANDS)
+        return (f"{err.message.split(';')[0]}: a generator has no input to take a layer's channels from; "
+                f"name them (diffuse.red,diffuse.green,diffuse.blue) or use {shorthands}")
+    return None
 
 
 class Constant(Node):
@@ -32,9 +48,13 @@ class Constant(Node):
         format: FormatKnob = "HD_1080"
         """Output format: a Nuke format name or 'WxH [aspect]'."""
 
+    def check(self) -> list[str]:
+        problem = _channel_problem(self.knobs.channels)
+        return [f"knob 'channels': {problem}"] if problem else []
+
     def compute(self, ctx: Context) -> Image:
         k = self.knobs
-        names = _names(k.channels)
+        names = _names(k.channels, self.name, "channels")
         fmt = format_of(self.name, k.format)
         return fill(fmt, names, rgba_values(names, k.color, default=k.color[0]), ctx.device, ctx.dtype)
 
@@ -109,10 +129,14 @@ class Ramp(Node):
         color: Color4 = (1.0, 1.0, 1.0, 1.0)
         """Colour at p1."""
 
+    def check(self) -> list[str]:
+        problem = _channel_problem(self.knobs.output)
+        return [f"knob 'output': {problem}"] if problem else []
+
     def compute(self, ctx: Context) -> Image:
         k = self.knobs
         fmt = format_of(self.name, k.format)
-        names = _names(k.output)
+        names = _names(k.output, self.name, "output")
         w, h = fmt.width, fmt.height
         x = torch.arange(w, device=ctx.device, dtype=torch.float64) + 0.5
         y = (h - torch.arange(h, device=ctx.device, dtype=torch.float64)) - 0.5

@@ -432,6 +432,41 @@ def test_every_knob_changes_the_hash_at_a_frame(type_name: str, knob: str) -> No
             assert err.knob == knob, err
 
 
+
+@pytest.mark.parametrize("type_name, knob", KNOBS, ids=[f"{t}.{k}" for t, k in KNOBS])
+def test_every_knob_value_computes_or_fails_naming_the_knob(type_name: str, knob: str) -> None:
+    """Each valid value of the test_conformance candidates computes on the standard image, or
+    fails as a KnobError naming this knob (a layer the image lacks); a generator, having no
+    input, reports such a value in check() (so validate() finds it before a render). Numbers
+    beyond 10 (other than the default's) are left out: a scale of 1001 makes a 32000x24000 image."""
+    cls = NODE_TYPES[type_name]
+    g, node, _ = build(type_name, all_inputs=True)
+    node.set(**{k: v for k, v in _live_base(type_name).items() if k != knob})
+    tried = set()
+    default = getattr(node.knobs, knob)
+    default = default if isinstance(default, (tuple, list)) else (default,)
+    for value in knob_candidates(cls, knob):
+        try:
+            node.set(**{knob: value})
+        except KnobError:
+            continue
+        numbers = getattr(node.knobs, knob)
+        numbers = numbers if isinstance(numbers, (tuple, list)) else (numbers,)
+        if any(isinstance(v, (int, float)) and abs(v) > 10 and v not in default for v in numbers):
+            continue
+        resolved = repr(getattr(node.knobs, knob))
+        if resolved in tried:
+            continue
+        tried.add(resolved)
+        where = f"{type_name}.{knob}={resolved}"
+        try:
+            assert_image(g.evaluate(node, 1), torch.float32, where)
+        except KnobError as err:
+            assert err.knob == knob and err.node == node.path, f"{where}: {err} (names another knob or node)"
+            if not build(type_name)[2]:
+                assert any(f"'{knob}'" in m for m in node.check()), f"{where}: check() misses: {err}"
+    assert tried
+
 def test_animated_knob_changes_only_frames_whose_value_differs() -> None:
     """The curve machinery the knob test relies on: resolved values per frame enter the hash."""
     g, node, _ = build("Grade", all_inputs=True)
