@@ -209,12 +209,16 @@ WITH_INPUTS = [t for t in TYPES if build(t)[2]]
 @pytest.mark.parametrize("empty", list(EMPTY_BOXES), ids=list(EMPTY_BOXES))
 @pytest.mark.parametrize("type_name", WITH_INPUTS)
 def test_empty_input_data_window(type_name: str, empty: str) -> None:
+    """Defaults, and for a node that passes through at defaults the setting that makes it
+    compute (a Blur of size 1 over nothing)."""
     g, node, feeds = build(type_name, empty=EMPTY_BOXES[empty])
     assert g.evaluate(feeds[next(iter(feeds))], 1).bbox.empty  # the source really is empty
-    for dtype in (torch.float32, torch.float16):
-        img = g.evaluate(node, 1, device="cpu", dtype=dtype)
-        assert_image(img, dtype, f"{type_name} over an empty {empty}")
-        _assert_finite(img, f"{type_name} over an empty {empty}")
+    for setting in [{}, _live_base(type_name)]:
+        node.set(**setting)
+        for dtype in (torch.float32, torch.float16):
+            img = g.evaluate(node, 1, device="cpu", dtype=dtype)
+            assert_image(img, dtype, f"{type_name} {setting} over an empty {empty}")
+            _assert_finite(img, f"{type_name} {setting} over an empty {empty}")
 
 
 MULTI_INPUT = [t for t in WITH_INPUTS if len(build(t, all_inputs=True)[2]) > 1]
@@ -245,13 +249,17 @@ def test_empty_source_is_empty_and_an_image() -> None:
 
 @pytest.mark.parametrize("type_name", TYPES)
 def test_half_precision_close_to_float(type_name: str) -> None:
+    """Defaults, and for a node that passes through at defaults the setting that makes it compute."""
     g, node, _ = build(type_name, swapped=True)  # the ramp first: values up to 2, negative ones
-    full = g.evaluate(node, 1, device="cpu", dtype=torch.float32)
-    half = g.evaluate(node, 1, device="cpu", dtype=torch.float16)
-    assert_image(half, torch.float16, f"{type_name} in half")
-    assert half.channels == full.channels and half.bbox == full.bbox
-    tol = HALF_TOL_EXCEPTIONS.get(type_name, HALF_TOL)
-    torch.testing.assert_close(half.pixels.float(), full.pixels, **tol)
+    for setting in [{}, _live_base(type_name)]:
+        node.set(**setting)
+        full = g.evaluate(node, 1, device="cpu", dtype=torch.float32)
+        half = g.evaluate(node, 1, device="cpu", dtype=torch.float16)
+        assert_image(half, torch.float16, f"{type_name} {setting} in half")
+        assert half.channels == full.channels and half.bbox == full.bbox
+        tol = HALF_TOL_EXCEPTIONS.get(type_name, HALF_TOL)
+        torch.testing.assert_close(half.pixels.float(), full.pixels, **tol,
+                                   msg=lambda m: f"{type_name} {setting} in half: {m}")
 
 
 # --- 4. pass-through ------------------------------------------------------------------------------
