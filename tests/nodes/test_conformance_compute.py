@@ -1,17 +1,22 @@
 """Conformance that computes: every registered library node is evaluated on the CPU.
 
 Parametrised over the node registry at collection time, like ``test_conformance.py`` (types added
-to the library are picked up without editing this file). For each node type:
+to the library are picked up without editing this file; types defined by test modules are not
+part of the library). For each node type:
 
-1. default knobs on a standard image (a CheckerBoard2 and a Ramp fed as in ``test_gpu_parity``):
-   the result is an Image whose tensor matches its data window and channel names, on the
-   requested device and dtype, finite where the inputs are;
-2. inputs with an empty data window (zero-area box): no crash, an Image comes back;
+1. default knobs on a standard image (a CheckerBoard2 and a Ramp fed as in ``test_gpu_parity``,
+   and the other way round): the result is an Image whose tensor matches its data window and
+   channel names, on the requested device and dtype, finite where the inputs are; with a mask
+   input (graded, or empty: then the input comes through);
+2. inputs with an empty data window (zero-area boxes; all inputs, or one among full ones): no
+   crash, an Image comes back, in float32 and float16;
 3. half precision: float16 pixels close to the float32 result;
 4. pass-through: whenever ``passthrough(ctx)`` names an input (defaults, identity values such as
-   ``mix=0``), the node's hash is that input's hash and ``compute`` gives that input's pixels;
-5. every knob changes the hash at a frame, still and animated (a curve through the different value
-   at frame 1 hashes like the still value; a curve through the default hashes like the default).
+   ``mix=0``, still or animated), the node's hash is that input's hash, the evaluator gives its
+   pixels and so does ``compute``; ``mix=0`` computes the input whatever else is set;
+5. every knob changes the hash at a frame, still and animated: a curve or an expression whose
+   value at a frame is the different value (or the default) hashes at that frame like the still
+   value (or the default); every candidate value computes or fails as a KnobError naming the knob.
 """
 
 from __future__ import annotations
