@@ -61,10 +61,8 @@ def select_channels(spec: str, img: Image, node: str, knob: str = "channels") ->
     """Expand a channel knob against an image; unknown layers name the node and knob."""
     try:
         return chans.expand(spec, img.channels)
-    except KnobError:
-        raise
-    except Exception as err:  # ChannelError
-        raise KnobError(str(err), node=node, knob=knob) from None
+    except ChannelError as err:  # only a layer the image lacks is the knob's fault
+        raise KnobError(err.message, node=node, knob=knob) from None
 
 
 def to_working(img: Image, src: str) -> Image:

@@ -13,13 +13,12 @@ from typing import Callable, Literal
 import torch
 from pydantic import field_validator
 
-from nodegraph import channels as chans
 from nodegraph.errors import KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob
+from ._common import ChannelsKnob, select_channels
 from .premult import ChannelKnob
 
 T = torch.Tensor
@@ -115,10 +114,7 @@ class Keyer(Node):
     def compute(self, ctx: Context) -> Image:
         img = ctx.input("input")
         k = self.knobs
-        try:
-            layer = chans.expand(k.layer, img.channels)
-        except Exception as err:  # ChannelError for an unknown layer
-            raise KnobError(str(err), node=self.name, knob="layer") from None
+        layer = select_channels(k.layer, img, self.name, knob="layer")
         layer = tuple(c for c in layer if c in img.channels)
         need = _ONE_CHANNEL.get(k.operation, 2) + 1
         if len(layer) < need:

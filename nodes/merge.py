@@ -21,7 +21,7 @@ from typing import Callable, Literal
 import torch
 
 from nodegraph import channels as chans
-from nodegraph.errors import KnobError
+from nodegraph.errors import ChannelError, KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
@@ -171,10 +171,8 @@ class Merge2(Node):
             else:
                 try:
                     found = chans.expand(item, avail)
-                except KnobError:
-                    raise
-                except Exception as err:  # ChannelError: unknown layer
-                    raise KnobError(str(err), node=self.name, knob=knob) from None
+                except ChannelError as err:  # an unknown layer: the knob's fault
+                    raise KnobError(err.message, node=self.name, knob=knob) from None
             out.extend(c for c in found if c not in out)
         return tuple(out)
 

@@ -226,6 +226,22 @@ def test_empty_input_data_window(type_name: str, empty: str) -> None:
             _assert_finite(img, f"{type_name} {setting} over an empty {empty}")
 
 
+REQUIRED = [t for t in TYPES if any(i.required for i in NODE_TYPES[t].inputs) and t != "Output"]
+
+
+@pytest.mark.parametrize("type_name", REQUIRED)
+def test_unconnected_required_input_is_not_blamed_on_a_knob(type_name: str) -> None:
+    """Evaluating a node whose required inputs are open fails typed, naming the node, and never as
+    a KnobError (the colour nodes once reported "knob 'channels': 'NoneType' object has no
+    attribute 'channels'"). validate() reports the open input before a render."""
+    g = ng.Graph()
+    node = g.add(type_name, "Probe")
+    assert any(i.kind == "missing_input" and i.node == "Probe" for i in g.validate())
+    with pytest.raises(NodeGraphError) as caught:
+        g.evaluate(node, 1)
+    assert not isinstance(caught.value, KnobError), f"{type_name}: {caught.value}"
+    assert caught.value.node == "Probe"
+
 MULTI_INPUT = [t for t in WITH_INPUTS if len(build(t, all_inputs=True)[2]) > 1]
 
 
