@@ -186,6 +186,18 @@ def test_computes_with_defaults(type_name: str, feeds: str) -> None:
         _assert_finite(img, f"{type_name} with default knobs")
 
 
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_still_knobs_share_one_cache_entry_across_frames(type_name: str) -> None:
+    """The generators feeding the node do not change over time, nor do its knobs: one hash and
+    one compute for frames 1, 2, 3 (and for frame 1001 and -3, which hash the same)."""
+    g, node, _ = build(type_name, all_inputs=True)
+    assert len({g.evaluator.hash(node, f) for f in (1, 2, 3, 1001, -3)}) == 1
+    images = [g.evaluate(node, f) for f in (1, 2, 3)]
+    ran = dict(g.evaluator.stats.ran)  # a pass-through is not computed itself: what it passes is
+    assert set(ran.values()) == {1} and (node.path in ran) == (passthrough_of(g, node) is None), ran
+    assert all(img.pixels is images[0].pixels for img in images)
+
 WITH_MASK = [t for t in TYPES if "mask" in NODE_TYPES[t].input_names()]
 
 
