@@ -144,7 +144,7 @@ def _general(img: Image, inv: np.ndarray, out_box: Box, fmt: Format, filt: str, 
     src = img.bbox
     dev = img.device
     c = len(img.channels)
-    if src.empty or out_box.empty:
+    if src.empty or out_box.empty or c == 0:  # nothing to sample (reshape(0, -1) is ambiguous)
         return Image(torch.zeros((c, out_box.height, out_box.width), device=dev, dtype=img.dtype),
                      img.channels, out_box, fmt, dict(img.metadata))
     f64 = torch.float64

@@ -98,6 +98,32 @@ class ConformanceEmptySource(ng.Node):
 EMPTY_BOXES = {"point": (8, 6, 8, 6), "column": (8, 0, 8, H), "row": (0, 6, W, 6)}
 
 
+class ConformanceChannelsSource(ng.Node):
+    """Test-only source: a full 32x24 image of the channels ``names`` (comma list; empty: none),
+    values spread over [-0.5, 1.5] so that alphas reach 0."""
+
+    type_name = "ConformanceChannelsSource"
+
+    class Knobs(ng.Knobs):
+        names: str = "rgba.red,rgba.green,rgba.blue"
+        """The channels, in order."""
+
+    def compute(self, ctx: Context) -> Image:
+        names = tuple(n for n in self.knobs.names.split(",") if n)
+        ramp = torch.linspace(-0.5, 1.5, len(names) * H * W, device=ctx.device, dtype=torch.float64)
+        pixels = ramp.reshape(len(names), H, W).to(ctx.dtype)
+        return Image(pixels, names, Box(0, 0, W, H), Format.of_size(W, H))
+
+
+CHANNEL_SETS = {
+    "rgb": "rgba.red,rgba.green,rgba.blue",
+    "alpha": "rgba.alpha",
+    "layers": "rgba.red,rgba.green,rgba.blue,rgba.alpha,depth.Z,forward.u,forward.v",
+    "depth": "depth.Z",
+    "none": "",
+}
+
+
 # --- graphs ---------------------------------------------------------------------------------------
 
 def _group(g: ng.Graph) -> ng.Group:
@@ -253,6 +279,33 @@ def test_unconnected_required_input_is_not_blamed_on_a_knob(type_name: str) -> N
         g.evaluate(node, 1)
     assert not isinstance(caught.value, KnobError), f"{type_name}: {caught.value}"
     assert caught.value.node == "Probe"
+
+
+@pytest.mark.parametrize("channels", list(CHANNEL_SETS))
+@pytest.mark.parametrize("type_name", WITH_INPUTS)
+def test_inputs_with_other_channel_sets(type_name: str, channels: str) -> None:
+    """Inputs without alpha, alpha only, extra layers, depth only, no channels at all: defaults and
+    each knob's different value compute an Image or fail as a KnobError naming a knob of the node
+    (Transform once crashed rotating an image with no channels)."""
+    cls = NODE_TYPES[type_name]
+    g, node, feeds = build(type_name, all_inputs=True)
+    src = g.add("ConformanceChannelsSource", "Chans", names=CHANNEL_SETS[channels])
+    host = g.node("G") if type_name == "Output" else node
+    for name in feeds:
+        g.connect(src, host, name)
+    live = _live_base(type_name)
+    settings = [{}, live] + [{**live, k: different_value(cls, k)} for k in cls.knob_names()]
+    original = {k: getattr(node.knobs, k) for k in cls.knob_names()}
+    for setting in settings:
+        node.set(**original).set(**setting)
+        for dtype in (torch.float32, torch.float16):
+            where = f"{type_name} {setting} over {channels} ({dtype})"
+            try:
+                img = g.evaluate(node, 1, dtype=dtype)
+            except KnobError as err:
+                assert err.knob in cls.knob_names() and err.node == node.path, f"{where}: {err}"
+                continue
+            assert_image(img, dtype, where)
 
 MULTI_INPUT = [t for t in WITH_INPUTS if len(build(t, all_inputs=True)[2]) > 1]
 
