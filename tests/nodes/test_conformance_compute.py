@@ -212,7 +212,6 @@ def test_computes_with_defaults(type_name: str, feeds: str) -> None:
         _assert_finite(img, f"{type_name} with default knobs")
 
 
-
 @pytest.mark.parametrize("type_name", TYPES)
 def test_still_knobs_share_one_cache_entry_across_frames(type_name: str) -> None:
     """The generators feeding the node do not change over time, nor do its knobs: one hash and
@@ -223,6 +222,7 @@ def test_still_knobs_share_one_cache_entry_across_frames(type_name: str) -> None
     ran = dict(g.evaluator.stats.ran)  # a pass-through is not computed itself: what it passes is
     assert set(ran.values()) == {1} and (node.path in ran) == (passthrough_of(g, node) is None), ran
     assert all(img.pixels is images[0].pixels for img in images)
+
 
 WITH_MASK = [t for t in TYPES if "mask" in NODE_TYPES[t].input_names()]
 
@@ -306,6 +306,7 @@ def test_inputs_with_other_channel_sets(type_name: str, channels: str) -> None:
                 assert err.knob in cls.knob_names() and err.node == node.path, f"{where}: {err}"
                 continue
             assert_image(img, dtype, where)
+
 
 MULTI_INPUT = [t for t in WITH_INPUTS if len(build(t, all_inputs=True)[2]) > 1]
 
