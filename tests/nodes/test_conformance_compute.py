@@ -56,6 +56,7 @@ EXCLUDED = {
     "Input",
 }
 TYPES = sorted(t for t in NODE_TYPES if t not in EXCLUDED)
+KNOBS = [(t, k) for t in TYPES for k in NODE_TYPES[t].knob_names()]
 
 # (type, knob): knobs that legitimately leave the hash at a frame unchanged, with the reason.
 HASH_NEUTRAL_KNOBS = {
@@ -76,6 +77,13 @@ NON_FINITE_OK: dict[str, str] = {}
 # step 2^-11, 0.001 absolute near 2.0, the ramp's largest value) and a node adds a few roundings.
 HALF_TOL = dict(rtol=4e-3, atol=4e-3)
 HALF_TOL_EXCEPTIONS: dict[str, dict[str, float]] = {}
+# (type, knob) whose different value makes the maths ill-conditioned on the swapped feed, where
+# half's rounding of the inputs (not the node) is amplified beyond HALF_TOL (checked on the
+# standard feed only):
+HALF_ILL_CONDITIONED = {
+    ("Grade", "blackpoint"): "blackpoint 1 equals whitepoint: the gain 1/(whitepoint-blackpoint) is unbounded",
+    ("Unpremult", "invert"): "divides by 1 - alpha, which the ramp brings near 0 (values of 100 and more)",
+}
 
 
 # --- a test-only source with an empty data window -------------------------------------------------
@@ -349,6 +357,30 @@ def test_half_precision_close_to_float(type_name: str) -> None:
                                    msg=lambda m: f"{type_name} {setting} in half: {m}")
 
 
+
+@pytest.mark.parametrize("type_name, knob", KNOBS, ids=[f"{t}.{k}" for t, k in KNOBS])
+def test_half_precision_with_each_knob_changed(type_name: str, knob: str) -> None:
+    """Each knob at its different value (on the setting that makes a pass-through compute):
+    float16 close to float32 over both feeds."""
+    cls = NODE_TYPES[type_name]
+    for swapped in (False, True):
+        if swapped and (type_name, knob) in HALF_ILL_CONDITIONED:
+            continue  # the standard feed still checks it
+        g, node, _ = build(type_name, swapped=swapped)
+        node.set(**{k: v for k, v in _live_base(type_name).items() if k != knob})
+        node.set(**{knob: different_value(cls, knob)})
+        where = f"{type_name} {knob}={getattr(node.knobs, knob)!r}{' swapped' if swapped else ''} in half"
+        try:
+            full = g.evaluate(node, 1, device="cpu", dtype=torch.float32)
+        except KnobError as err:  # a value that only works on other images
+            assert err.knob == knob, err
+            continue
+        half = g.evaluate(node, 1, device="cpu", dtype=torch.float16)
+        assert_image(half, torch.float16, where)
+        assert half.channels == full.channels and half.bbox == full.bbox, where
+        torch.testing.assert_close(half.pixels.float(), full.pixels, **HALF_TOL_EXCEPTIONS.get(type_name, HALF_TOL),
+                                   msg=lambda m: f"{where}: {m}")
+
 # --- 4. pass-through ------------------------------------------------------------------------------
 
 def _identity_values(cls: type[ng.Node], knob: str) -> list[Any]:
@@ -461,7 +493,6 @@ def test_mix_zero_computes_the_input(type_name: str, knob: str) -> None:
 
 # --- 5. every knob changes the hash at a frame, still and animated ---------------------------------
 
-KNOBS = [(t, k) for t in TYPES for k in NODE_TYPES[t].knob_names()]
 
 
 def _components(value: Any) -> list[float] | float:
