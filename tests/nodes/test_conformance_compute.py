@@ -22,6 +22,7 @@ part of the library). For each node type:
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import pytest
@@ -539,17 +540,24 @@ def test_every_knob_changes_the_hash_at_a_frame(type_name: str, knob: str) -> No
         return
     assert h_still[1] != h_default[1], f"{type_name}.{knob}={value!r} left the hash at frame 1 unchanged"
 
-    if knob_shape(cls.Knobs.model_fields[knob].annotation) is None:
+    shape = knob_shape(cls.Knobs.model_fields[knob].annotation)
+    if shape is None:
         return  # not numeric: cannot hold a curve
-    for animate in (curve_between, expression_between):
+    pairs = [(still, default, h_still, h_default)]
+    if not isinstance(still, tuple) and not isinstance(default, tuple):
+        # a knob that also takes a tuple (a colour or an x, y size): animated per component too
+        for n in sorted(c for c in shape.counts if c > 1):
+            s_n, d_n = (still,) * n, (default,) * n
+            pairs.append((s_n, d_n, {f: hash_at(f, s_n) for f in (1, 11)}, {f: hash_at(f, d_n) for f in (1, 11)}))
+    for (a, b, h_a, h_b), animate in itertools.product(pairs, (curve_between, expression_between)):
         how = f"{type_name}.{knob} as {animate.__name__}"
         # the resolved value at each frame is what is hashed: the still value's hash at frame 1,
         # the default's at frame 11, and the other way round
-        assert hash_at(1, animate(still, default)) == h_still[1], f"{how}({still!r}, {default!r}) at frame 1"
-        assert node.value(knob, 1) == still and node.value(knob, 11) == default
-        assert hash_at(11, animate(still, default)) == h_default[11], f"{how}({still!r}, {default!r}) at frame 11"
-        assert hash_at(1, animate(default, still)) == h_default[1], f"{how}({default!r}, {still!r}) at frame 1"
-        assert hash_at(11, animate(default, still)) == h_still[11], f"{how}({default!r}, {still!r}) at frame 11"
+        assert hash_at(1, animate(a, b)) == h_a[1], f"{how}({a!r}, {b!r}) at frame 1"
+        assert node.value(knob, 1) == a and node.value(knob, 11) == b
+        assert hash_at(11, animate(a, b)) == h_b[11], f"{how}({a!r}, {b!r}) at frame 11"
+        assert hash_at(1, animate(b, a)) == h_b[1], f"{how}({b!r}, {a!r}) at frame 1"
+        assert hash_at(11, animate(b, a)) == h_a[11], f"{how}({b!r}, {a!r}) at frame 11"
     node.set(**{knob: curve_between(still, default)})  # and it computes at both frames
     for frame in (1, 11):
         try:
