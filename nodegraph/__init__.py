@@ -36,13 +36,17 @@ from .cache import ImageCache
 from .errors import (ChannelError, DocumentError, EvaluationError, GraphError, ImageIOError, KnobError,
                      MissingFrameError, NodeGraphError, RenderError, ValidationError)
 from .evaluator import Context, Evaluator
+from .curve import Curve, Key
+from .expression import Expression
 from .graph import Graph, Issue
+from .group import Group
 from .image import Box, Format, Image
 from .node import Input, Knobs, Node, registry
 
 __all__ = [
-    "Box", "ChannelError", "Context", "DocumentError", "EvaluationError", "Evaluator", "Format", "Graph",
-    "GraphError", "Image", "ImageCache", "ImageIOError", "Input", "Issue", "KnobError", "Knobs",
+    "Box", "ChannelError", "Context", "Curve", "DocumentError", "EvaluationError", "Evaluator", "Expression",
+    "Format", "Graph", "GraphError", "Group", "Image", "ImageCache", "ImageIOError", "Input", "Issue", "Key",
+    "KnobError", "Knobs",
     "MissingFrameError", "Node", "NodeGraphError", "RenderError", "ValidationError", "registry",
 ]
 __version__ = "0.1.0"
