@@ -143,10 +143,11 @@ def atomic_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
     try:
         if create_directories:
             final.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise error(f"cannot create output directory {str(final.parent)!r}: {_os_message(err)}",
+        is_dir = final.parent.is_dir()
+    except OSError as err:  # a name too long, a loop of links...
+        raise error(f"cannot use output directory {str(final.parent)!r}: {_os_message(err)}",
                     path=str(final)) from None
-    if not final.parent.is_dir():
+    if not is_dir:
         raise error(f"output directory {str(final.parent)!r} does not exist", path=str(final))
     remove_stale_temps(final)
     tmp = temp_path_for(final)

@@ -253,6 +253,9 @@ class _Plan:
                         raise err.with_context(node=p, frame=f)
                 ctx = self._context(n, f)
                 self.contexts[key] = ctx
+                for spec in n.inputs:
+                    if spec.required and spec.name not in ctx.connected:
+                        raise GraphError(f"required input {spec.name!r} is not connected", node=p, frame=f)
                 try:
                     through = n.passthrough(ctx)
                     needs = [(through, f)] if through is not None else list(n.needs(ctx))

@@ -379,7 +379,11 @@ class Graph:
             for knob, anim in node.animated.items():
                 for _, expr in anim.expressions():
                     for ref in expr.references():
+                        if getattr(ref, "alternative", None) is not None and node._reference_target(ref) is None:
+                            ref = ref.alternative
                         path = tuple(ref.path)
+                        if path == () and ref.knob == "curve":
+                            continue
                         where = ".".join(path + (ref.knob,))
                         if path == ("root",):
                             if ref.knob not in root:

@@ -23,7 +23,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from . import animation
-from .errors import GraphError, KnobError, NodeGraphError
+from .errors import GraphError, KnobError, NodeGraphError, safe_repr
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import Context
@@ -67,7 +67,7 @@ def _knob_error(node_name: str, err: pydantic.ValidationError, knob: str | None 
     msg = first.get("msg", str(err)).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         msg = "no such knob"
-    return KnobError(f"{msg} (got {first.get('input')!r})", node=node_name, knob=loc or knob)
+    return KnobError(f"{msg} (got {safe_repr(first.get('input'))})", node=node_name, knob=loc or knob)
 
 
 class Node:
@@ -197,7 +197,31 @@ class Node:
         return view
 
     def _lookup(self, ref: Any, frame: float, index_hint: int | None) -> Any:
-        """The value an expression's reference names (``Grade1.white.r``, ``root.fps``) at ``frame``."""
+        """The value an expression's reference names (``Grade1.white.r``, ``root.fps``) at ``frame``.
+
+        A text with two readings (``Ctrl.x``: this node's knob ``Ctrl`` component ``x``, or node
+        ``Ctrl`` knob ``x``) takes the first that names a knob, as Nuke does."""
+        alternative = getattr(ref, "alternative", None)
+        if alternative is not None and self._reference_target(ref) is None:
+            ref = alternative
+        if tuple(ref.path) == () and ref.knob == "curve":
+            return 0.0  # the keys stored with an expression: nodegraph keeps none beside one, so 0 as in Nuke
+        return self._lookup_one(ref, frame, index_hint)
+
+    def _reference_target(self, ref: Any) -> "Node | None":
+        """The node a reference names if it has the knob, else None (root references: self)."""
+        path = tuple(ref.path)
+        if path == ("root",):
+            return self
+        if path in ((), ("this",)):
+            target: Node | None = self
+        elif path[0] == "parent":
+            target = self.graph.owner if self.graph is not None and len(path) == 1 else None
+        else:
+            target = self._find_node(".".join(path))
+        return target if target is not None and target.has_knob(ref.knob) else None
+
+    def _lookup_one(self, ref: Any, frame: float, index_hint: int | None) -> Any:
         path = tuple(ref.path)
         where = ".".join(path + (ref.knob,))
         if path == ("root",):

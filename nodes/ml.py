@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field
 
 from nodegraph.errors import NodeGraphError
 from nodegraph.evaluator import Context
+from nodegraph.frames import Frame
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
 
@@ -84,7 +85,7 @@ class CopyCat(Node):
         """Learning-rate decay over the run: cosine, step (halves every quarter) or constant."""
         seed: int = 0
         """Random seed for the initial weights and the crop sampling."""
-        previewFrame: int | None = None
+        previewFrame: Frame | None = None
         """Frame of the `preview` input to show; empty: the first frame of its range."""
 
     def passthrough(self, ctx: Context) -> str | None:

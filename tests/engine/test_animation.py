@@ -274,3 +274,19 @@ def test_a_very_deep_reference_chain_is_a_clean_error():
     with pytest.raises(KnobError, match="nested too deeply"):
         prev.value("rotate", 1)
     assert g["T50"].value("rotate", 1) == 51.0
+
+
+def test_two_readings_of_a_dotted_name_take_the_one_that_names_a_knob():
+    g = ng.Graph()
+    g.add("Transform", "Ctrl", rotate=7.0)
+    t = g.add("Transform", "T1", translate=(3.0, 4.0))
+    t.set(skewX=Expression("translate.y"), skewY=Expression("Ctrl.rotate"))
+    assert t.value("skewX", 1) == 4.0 and t.value("skewY", 1) == 7.0
+    assert [i for i in g.validate() if i.kind != "missing_input"] == []
+
+
+def test_bare_curve_in_an_expression_is_zero_without_keys():
+    g = ng.Graph()
+    t = g.add("Transform", "T1", rotate=Expression("curve + 2"))
+    assert t.value("rotate", 5) == 2.0
+    assert [i for i in g.validate() if i.kind != "missing_input"] == []

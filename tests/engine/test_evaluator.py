@@ -500,3 +500,13 @@ def test_evaluate_on_cuda_stays_on_device():
     g.evaluator.stats.reset()
     g.evaluate(s, 1, device="cuda")
     assert ran(g) == {}
+
+
+def test_unconnected_required_input_is_a_graph_error_naming_it():
+    g = ng.Graph()
+    m = g.add("Merge2", "M")
+    g.add("Constant", "C", format="8x8")
+    g.connect("C", m, "B")
+    with pytest.raises(GraphError, match="required input 'A' is not connected") as info:
+        g.evaluate(m, 3)
+    assert info.value.node == "M" and info.value.frame == 3
