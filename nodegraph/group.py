@@ -33,7 +33,6 @@ from .node import Input, Knobs, Node, registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import Context
-    from .graph import Graph
     from .image import Image
 
 #: Folders searched for gizmo files (``<Name>.gizmo.json``) after ``NODEGRAPH_GIZMO_PATH``.
