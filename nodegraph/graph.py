@@ -418,7 +418,9 @@ class Graph:
         """Raise :class:`ValidationError` listing every issue (of ``nodes``' upstream if given)."""
         issues = self.validate()
         if nodes is not None:
-            keep = {n.name for ref in nodes for n in self.upstream(ref)}
+            # a node inside a group counts by its top-level group
+            tops = [self.node(ref).path.split(".")[0] for ref in nodes]
+            keep = {n.name for ref in tops for n in self.upstream(ref)}
             def upstream(name: str | None) -> bool:  # issues inside a group count for the group
                 return name is not None and name.split(".")[0] in keep
 
@@ -449,8 +451,8 @@ class Graph:
         return self.evaluator.frame_range(ref)
 
     def outputs(self) -> list[Node]:
-        """Nodes with side effects (Write, ...) in graph order."""
-        return [n for n in self._nodes.values() if n.is_output]
+        """Nodes with side effects (Write, ...) in graph order, inside groups too."""
+        return [n for n in self._all_nodes() if n.is_output]
 
     # --- documents -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def _select_outputs(graph: Graph, names: Iterable[str] | None) -> list[Node]:
         for n in nodes:
             if not n.is_output:
                 raise NodeGraphError(f"{n.type_name} is not an output node; outputs: "
-                                     f"{', '.join(o.name for o in graph.outputs()) or 'none'}", node=n.name)
+                                     f"{', '.join(o.path for o in graph.outputs()) or 'none'}", node=n.path)
         return nodes
     outputs = graph.outputs()
     if not outputs:
@@ -98,11 +98,11 @@ def plan_jobs(graph: Graph, outputs: list[Node], frames: Sequence[int] | None) -
         rng = graph.frame_range(node)
         if rng is None:
             raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
-                                 "pass --frames", node=node.name)
+                                 "pass --frames", node=node.path)
         count = rng[1] - rng[0] + 1
         if count > MAX_RENDER_FRAMES:
             raise NodeGraphError(f"frame range {rng[0]}-{rng[1]} has {count:,} frames, more than one render "
-                                 f"covers ({MAX_RENDER_FRAMES:,}); pick frames with --frames", node=node.name)
+                                 f"covers ({MAX_RENDER_FRAMES:,}); pick frames with --frames", node=node.path)
         plan.append((node, range(rng[0], rng[1] + 1)))
     return plan
 
@@ -167,25 +167,25 @@ def render(
     frame_list = parse_frames(frames) if isinstance(frames, str) else frames
     plan = plan_jobs(graph, outputs, frame_list)
     result = RenderResult()
-    is_movie = {node.name: bool(getattr(node, "is_movie", False)) for node, _ in plan}
+    is_movie = {node.path: bool(getattr(node, "is_movie", False)) for node, _ in plan}
 
     # jobs are generated, never listed: memory does not grow with the frame range
     skipped: set[tuple[str, int]] = set()
     if skip_existing:
         for node, node_frames in plan:
-            for f in ([] if is_movie[node.name] else node_frames):
+            for f in ([] if is_movie[node.path] else node_frames):
                 path = node.output_path(f)
                 if os.path.exists(path):
-                    result.skipped.append((node.name, f, path))
-                    skipped.add((node.name, f))
-    frame_count = sum(len(fr) for node, fr in plan if not is_movie[node.name]) - len(skipped)
+                    result.skipped.append((node.path, f, path))
+                    skipped.add((node.path, f))
+    frame_count = sum(len(fr) for node, fr in plan if not is_movie[node.path]) - len(skipped)
     if on_start is not None:
-        on_start(frame_count + sum(len(fr) for node, fr in plan if is_movie[node.name]))
+        on_start(frame_count + sum(len(fr) for node, fr in plan if is_movie[node.path]))
 
     def frame_jobs() -> Iterator[tuple[str, int]]:
         for node, node_frames in plan:
-            if not is_movie[node.name]:
-                yield from ((node.name, f) for f in node_frames if (node.name, f) not in skipped)
+            if not is_movie[node.path]:
+                yield from ((node.path, f) for f in node_frames if (node.path, f) not in skipped)
 
     def record(name: str, f: int, path: str | None, error: str | None) -> None:
         if error is None:
@@ -214,7 +214,7 @@ def render(
     else:
         _render_threads(ev, frame_jobs(), min(workers, frame_count), dev, dtype, record)
     for node, node_frames in plan:
-        if is_movie[node.name]:
+        if is_movie[node.path]:
             for res in node.write_movie(ev, node_frames, device=dev, dtype=dtype):
                 record(*res)
     result.seconds = time.perf_counter() - t0
@@ -225,9 +225,9 @@ def _batchable_upstream(graph: Graph, outputs: list[Node]) -> list[Node]:
     """Nodes feeding the outputs that compute several frames faster at once (Inference)."""
     seen: dict[str, Node] = {}
     for out in outputs:
-        for node in graph.upstream(out):
+        for node in out.graph.upstream(out):  # within the output's own (sub)graph
             if node.batchable:
-                seen.setdefault(node.name, node)
+                seen.setdefault(node.path, node)
     return list(seen.values())
 
 

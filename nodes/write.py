@@ -136,16 +136,16 @@ class Write(Node):
         """Evaluate the input at ``frame`` and write it; returns the path written."""
         k = self.knobs
         path = self.output_path(frame)
-        src = evaluator.graph.inputs_of(self).get("input")
+        src = self.graph.sources_of(self).get("input")
         if src is None:
-            raise NodeGraphError("input is not connected", node=self.name, frame=frame)
+            raise NodeGraphError("input is not connected", node=self.path, frame=frame)
         img = evaluator.evaluate(src, frame, device=device, dtype=dtype)
         try:
             out = self.prepare(img.to("cpu", torch.float32))
             write_image(path, out, file_type=self.resolved_type(), datatype=_io_datatype(self.resolved_datatype()),
                         compression=k.compression, create_directories=k.create_directories)
         except NodeGraphError as err:
-            raise err.with_context(node=self.name, frame=frame, path=path)
+            raise err.with_context(node=self.path, frame=frame, path=path)
         return path
 
 
@@ -160,22 +160,22 @@ class Write(Node):
 
         k = self.knobs
         path = k.file
-        src = evaluator.graph.inputs_of(self).get("input")
+        src = self.graph.sources_of(self).get("input")
         results = []
         try:
             if src is None:
-                raise NodeGraphError("input is not connected", node=self.name)
+                raise NodeGraphError("input is not connected", node=self.path)
             with MovieWriter(path, k.fps, create_directories=k.create_directories) as writer:
                 for f in sorted(frames):
                     try:
                         img = evaluator.evaluate(src, f, device=device, dtype=dtype)
                         writer.write(self.prepare(img.to("cpu", torch.float32)))
                     except NodeGraphError as err:
-                        raise err.with_context(node=self.name, frame=f, path=path)
-                    results.append((self.name, f, path, None))
+                        raise err.with_context(node=self.path, frame=f, path=path)
+                    results.append((self.path, f, path, None))
         except NodeGraphError as err:
             failed_frame = err.frame
-            results = [(self.name, f, None, str(err) if f == failed_frame or failed_frame is None
+            results = [(self.path, f, None, str(err) if f == failed_frame or failed_frame is None
                         else f"movie {path!r} not written: frame {failed_frame} failed") for f in sorted(frames)]
         return results
 

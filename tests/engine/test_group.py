@@ -217,3 +217,25 @@ def test_user_knob_errors():
     grp.add_knob("gain", "float", 1.0, minimum=0.0, maximum=4.0)
     with pytest.raises(KnobError):
         grp.set(gain=5.0)
+
+
+def test_render_runs_a_write_inside_a_group(tmp_path):
+    g = ng.Graph()
+    src = source(g)
+    grp = soft_blur(g, size=2.0)
+    g.connect(src, grp, "Input1")
+    blur = g.node("Soft.Blur1")
+    grp.subgraph.add("Write", "W", input=blur, file=str(tmp_path / "inner.####.exr"))
+    assert [n.path for n in g.outputs()] == ["Soft.W"]
+    from nodegraph.io import read_image
+    from nodegraph.render import render
+
+    result = render(g, frames="1-2")
+    assert result.ok and [(n, f) for n, f, _ in result.written] == [("Soft.W", 1), ("Soft.W", 2)]
+    flat = g.add("Blur", "Flat", input=src, size=2.0)
+    got = read_image(tmp_path / "inner.0001.exr")
+    want = g.evaluate(flat, 1)
+    assert got.channels == want.channels[:len(got.channels)]
+    assert torch.allclose(got.pixels, want.pixels[:len(got.channels)].to(got.pixels.dtype), atol=1e-3)
+    result = render(g, writes=["Soft.W"], frames="3")
+    assert result.ok and result.written[0][0] == "Soft.W"
