@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+try:
+    import torch
+except ModuleNotFoundError:  # pytest from outside the project's environment
+    raise pytest.UsageError(
+        "torch is not installed in this Python: activate the project's environment first "
+        "(`. .venv/bin/activate && pytest`), or install it as the README's quick start does "
+        "(`pip install torch==2.13.0 && pip install -e '.[dev]'`)") from None
 
 _CANDIDATES = [
     os.environ.get("NODEGRAPH_TEST_DATA"),
