@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nodegraph.atomic import atomic_output, fsync_dir, fsync_path, remove_stale_temps, temp_path_for, write_bytes_to
-from nodegraph.atomic import _os_message as os_message  # one wording of OS errors everywhere
+from nodegraph.atomic import os_message  # one wording of OS errors everywhere
 from nodegraph.errors import ImageIOError
 
 __all__ = ["atomic_output", "remove_stale_temps", "temp_path_for", "fsync_path", "fsync_dir", "memory_output",

@@ -112,7 +112,7 @@ def os_reason(path: str, err: OSError) -> str:
         return f"symbolic link to {target[:200]!r}, which does not exist"
     return {errno.ENOENT: "does not exist", errno.ELOOP: "symbolic link loop (too many levels of symbolic links)",
             errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-            errno.ENOTDIR: "a folder in the path is a file",
+            errno.ENOTDIR: "a folder in the path is a file", errno.EISDIR: "is a directory",
             errno.ENAMETOOLONG: "file name too long"}.get(err.errno) or f"cannot open: {os_message(err)}"
 
 

@@ -35,7 +35,7 @@ _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")[:32]
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}(?P<suffix>\.[^.]*)?$")
 
 
-def _os_message(err: OSError) -> str:
+def os_message(err: OSError) -> str:
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return "disk full (no space left on the device or quota exceeded)"
     if err.errno == errno.EFBIG:
@@ -145,7 +145,7 @@ def atomic_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
             final.parent.mkdir(parents=True, exist_ok=True)
         is_dir = final.parent.is_dir()
     except OSError as err:  # a name too long, a loop of links...
-        raise error(f"cannot use output directory {str(final.parent)!r}: {_os_message(err)}",
+        raise error(f"cannot use output directory {str(final.parent)!r}: {os_message(err)}",
                     path=str(final)) from None
     if not is_dir:
         raise error(f"output directory {str(final.parent)!r} does not exist", path=str(final))
@@ -161,7 +161,7 @@ def atomic_output(path: str | os.PathLike[str], *, create_directories: bool = Fa
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError):
-            raise error(f"cannot write file: {_os_message(exc)}", path=str(final)) from exc
+            raise error(f"cannot write file: {os_message(exc)}", path=str(final)) from exc
         raise
     fsync_dir(final.parent)
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from nodegraph.errors import ChannelError, KnobError, NodeGraphError
+from nodegraph.io.guard import os_reason
 from nodegraph.ml import modelfile as _modelfile
 from nodegraph.ml import transfer as _transfer
 from nodegraph.ml.network import ScaleRecurrentNet, space_to_depth
@@ -63,7 +64,7 @@ def _file_key(path: str | os.PathLike) -> tuple[str, int, int]:
         raise _modelfile.ModelFileError("the model file's path is not valid (it contains a NUL byte)",
                                         path=str(path)) from None
     except (OSError, RuntimeError) as exc:
-        reason = _modelfile.os_error_reason(exc) if isinstance(exc, OSError) else str(exc)
+        reason = os_reason(str(path), exc) if isinstance(exc, OSError) else str(exc)
         raise _modelfile.ModelFileError(reason, path=str(path)[:4096]) from None
     if _stat.S_ISDIR(st.st_mode):
         raise _modelfile.ModelFileError("the model file is a directory", path=str(path))

@@ -61,6 +61,7 @@ from torch import nn
 
 from nodegraph.atomic import atomic_output
 from nodegraph.errors import NodeGraphError
+from nodegraph.io.guard import os_reason
 from nodegraph.ml import transfer as _transfer
 from nodegraph.ml import trust as _trust
 from nodegraph.ml.network import NetworkConfig, build_network, count_parameters
@@ -336,18 +337,6 @@ def _not_a_zip_message(path: Path, head: bytes) -> str:
     return "this is not a nodegraph model file (not a zip archive)"
 
 
-def os_error_reason(exc: OSError) -> str:
-    import errno
-
-    if isinstance(exc, IsADirectoryError):
-        return "the model file is a directory"
-    if isinstance(exc, PermissionError):
-        return "permission denied: the model file is not readable by this user"
-    if exc.errno == errno.ENAMETOOLONG:
-        return "the model file's name is too long"
-    return f"cannot read model file: {exc.strerror or exc}"
-
-
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, limit: str, path: Path) -> bytes:
     """An entry's bytes, refusing declared sizes over ``cap`` or a suspicious compression ratio,
     and reading at most ``cap`` bytes whatever the headers say."""
@@ -386,7 +375,7 @@ def _open(path: Path) -> tuple[zipfile.ZipFile, dict[str, Any]]:
     except FileNotFoundError:
         raise ModelFileError("model file does not exist", path=str(path)) from None
     except OSError as exc:
-        raise ModelFileError(os_error_reason(exc), path=str(path)) from None
+        raise ModelFileError(os_reason(str(path), exc), path=str(path)) from None
     except ValueError:  # a NUL byte in the path
         raise ModelFileError("the model file's path is not valid (it contains a NUL byte)", path=str(path)) from None
     try:
@@ -587,4 +576,4 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "KIND", "KIND_TORCHSCRIPT", "KINDS", "KNO
            "MAX_COMPRESSION_RATIO", "MAX_KNOBS", "MAX_META_BYTES", "MAX_OUTPUT_SCALE", "MAX_PARAMETERS",
            "ModelFileError", "ModelLimitError", "UntrustedModelError", "LoadedModel", "save_cat", "write_cat",
            "load_cat", "read_cat_info", "check_knob", "check_knobs", "knob_attribute_value", "expected_state",
-           "max_torchscript_bytes", "check_trusted", "os_error_reason"]
+           "max_torchscript_bytes", "check_trusted"]
