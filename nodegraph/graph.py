@@ -390,16 +390,11 @@ class Graph:
                                 issues.append(Issue("bad_reference", f"{expr.text!r}: the root has no knob "
                                                     f"{ref.knob!r}", node=node.path, knob=knob))
                             continue
-                        if path and path[0] == "parent":
-                            target = node.graph.owner if node.graph is not None else None
-                            if target is None or len(path) > 1:
-                                issues.append(Issue("bad_reference", f"{expr.text!r}: 'parent' is only defined "
-                                                    "inside a group", node=node.path, knob=knob))
-                                continue
-                        elif path in ((), ("this",)):
-                            target = node
-                        else:
-                            target = node._find_node(".".join(path))
+                        target = node.reference_node(path)
+                        if target is None and path[0] == "parent":
+                            issues.append(Issue("bad_reference", f"{expr.text!r}: 'parent' is only defined "
+                                                "inside a group", node=node.path, knob=knob))
+                            continue
                         if target is None:
                             issues.append(Issue("bad_reference", f"{expr.text!r}: no node named {'.'.join(path)!r}",
                                                 node=node.path, knob=knob))

@@ -208,17 +208,26 @@ class Node:
             return 0.0  # the keys stored with an expression: nodegraph keeps none beside one, so 0 as in Nuke
         return self._lookup_one(ref, frame, index_hint)
 
+    def reference_node(self, path: tuple[str, ...]) -> "Node | None":
+        """The node an expression's path names, seen from this node (not ``root``): ``()`` or
+        ``this`` is itself, ``parent`` (``parent.parent``...) the enclosing group(s), other names
+        are looked up in its own (sub)graph first, then outwards. None if there is none."""
+        if path in ((), ("this",)):
+            return self
+        if path[0] == "parent":
+            target = self.graph.owner if self.graph is not None else None
+            for part in path[1:]:
+                if part != "parent" or target is None:
+                    return None
+                target = target.graph.owner if target.graph is not None else None
+            return target
+        return self._find_node(".".join(path))
+
     def _reference_target(self, ref: Any) -> "Node | None":
         """The node a reference names if it has the knob, else None (root references: self)."""
-        path = tuple(ref.path)
-        if path == ("root",):
+        if tuple(ref.path) == ("root",):
             return self
-        if path in ((), ("this",)):
-            target: Node | None = self
-        elif path[0] == "parent":
-            target = self.graph.owner if self.graph is not None and len(path) == 1 else None
-        else:
-            target = self._find_node(".".join(path))
+        target = self.reference_node(tuple(ref.path))
         return target if target is not None and target.has_knob(ref.knob) else None
 
     def _lookup_one(self, ref: Any, frame: float, index_hint: int | None) -> Any:
@@ -231,23 +240,11 @@ class Node:
                                 f"(it has {', '.join(sorted(root)) or 'none'})")
             value = root[ref.knob]
         else:
-            if path in ((), ("this",)):
-                target = self
-            elif self.graph is None:
-                raise KnobError(f"reference {where!r}: the node is not in a graph")
-            elif path[0] == "parent":
-                target = self.graph.owner
-                for part in path[1:]:
-                    if part != "parent" or target is None:
-                        target = None
-                        break
-                    target = target.graph.owner if target.graph is not None else None
-                if target is None:
-                    raise KnobError(f"reference {where!r}: 'parent' is only defined inside a group")
-            else:
-                target = self._find_node(".".join(path))
-                if target is None:
-                    raise KnobError(f"reference {where!r}: no node named {'.'.join(path)!r}")
+            target = self.reference_node(path)
+            if target is None:
+                raise KnobError(f"reference {where!r}: " + ("'parent' is only defined inside a group"
+                                                            if path[0] == "parent" else
+                                                            f"no node named {'.'.join(path)!r}"))
             if not target.has_knob(ref.knob):
                 raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
             value = target.value(ref.knob, frame)
