@@ -47,12 +47,15 @@ def _kind(path: str, file_type: str | None = None) -> str:
 
 
 def read_image(path: str | os.PathLike[str], *, frame_index: int | None = None, part: str | int | None = None,
-               dtype: torch.dtype = torch.float32, channels: Any = None) -> Image:
-    """Read one image: an EXR part, a still, or frame ``frame_index`` (0-based) of a movie."""
+               dtype: torch.dtype = torch.float32, channels: Any = None, view: str | None = None) -> Image:
+    """Read one image: an EXR part, a still, or frame ``frame_index`` (0-based) of a movie.
+
+    ``view`` picks a view of a multi-view EXR (empty: its default view); other files have one
+    view, which serves every view."""
     path = str(path)
     kind = _kind(path)
     if kind == "exr":
-        return read_exr(path, part=part, channels=channels, dtype=dtype)
+        return read_exr(path, part=part, channels=channels, dtype=dtype, view=view)
     if kind == "movie":
         return read_movie_frame(path, 0 if frame_index is None else int(frame_index), dtype=dtype)
     image = read_still(path, dtype=dtype)

@@ -28,7 +28,9 @@ from nodegraph import channels as chans
 from nodegraph.errors import ImageIOError
 from nodegraph.image import Box, Format, Image
 
+from . import exr_views
 from .atomic import memory_output
+from .exr_yc import luminance_chroma_to_rgb
 from .guard import check_decode_size, check_readable
 
 COMPRESSIONS: dict[str, Any] = {
@@ -130,23 +132,6 @@ def _part_names(f: Any) -> list[str]:
     return [p.name() or f"part{i}" for i, p in enumerate(f.parts)]
 
 
-def _choose_parts(f: Any, part: str | int | None, path: str) -> list[int]:
-    names = _part_names(f)
-    if part is None:
-        return [0]
-    if part == "*":
-        return list(range(len(names)))
-    if isinstance(part, int) or (isinstance(part, str) and part not in names and part.isdigit()):
-        index = int(part)
-        if not 0 <= index < len(names):
-            raise ImageIOError(f"part index {index} out of range; file has {len(names)} part(s): "
-                               f"{', '.join(names)}", path=path)
-        return [index]
-    if part not in names:
-        raise ImageIOError(f"no part named {part!r}; parts: {', '.join(names)}", path=path)
-    return [names.index(part)]
-
-
 def _fill_plane(out: torch.Tensor, ch: Any, box: Box, bbox: Box) -> None:
     """Convert one channel into its slot of the preallocated ``out`` plane ``[H, W]``.
 
@@ -180,19 +165,31 @@ _NP_FLOAT = {torch.float16: np.float16, torch.float32: np.float32, torch.float64
 
 
 def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
-             channels: Any = None, dtype: torch.dtype = torch.float32) -> Image:
-    """Read one part (``None``: the first; a name or index) or every part merged (``"*"``).
+             channels: Any = None, dtype: torch.dtype = torch.float32, view: str | None = None) -> Image:
+    """Read one part (``None``: the first flat one; a name or index) or every flat part merged
+    (``"*"``), as seen from one view.
 
     ``channels`` (a :func:`nodegraph.channels.expand` spec) limits what is returned. When
     parts are merged, a channel name present in several parts is prefixed with the part name
     in every one of them (``rgba_left.red``), and the data windows are united.
+
+    ``view`` (multi-view files, see :mod:`.exr_views`; empty: the default view, or with ``"*"``
+    every view) picks the parts and channels of that view, named without the view (``right.R``
+    reads as ``rgba.red``).
+    Luminance/chroma channels read as RGB (:mod:`.exr_yc`). Deep parts are refused by name;
+    ``"*"`` skips them and lists them in ``metadata["nodegraph/skipped_deep_parts"]``.
     """
     path = str(path)
     head = _open(path, header_only=True)
-    indices = _choose_parts(head, part, path)
+    headers = [p.header for p in head.parts]
+    names = _part_names(head)
+    views = exr_views.file_views(headers)
+    chosen_view = exr_views.resolve_view(views, view, path)
+    if part == "*" and not view:
+        chosen_view = None  # every part and channel of every view, named as in the file
+    indices, skipped = exr_views.choose_parts(headers, names, part, chosen_view, bool(view), path)
     _check_size(path, head, indices, dtype)
     f = _open(path, header_only=False, head=head)
-    names = _part_names(f)
     first = f.parts[indices[0]].header
     display = _window(first["displayWindow"])
     fmt = Format(display, float(first.get("pixelAspectRatio", 1.0)))
@@ -202,8 +199,10 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
     for i in indices:
         p = f.parts[i]
         box = _window(p.header["dataWindow"])
-        mapped = {fname: chans.from_file_name(fname) for fname in p.channels}
-        per_part.append((i, p, box, mapped))
+        seen = exr_views.view_channels(p.header, list(p.channels), chosen_view)
+        part_planes = luminance_chroma_to_rgb({short: p.channels[fname] for fname, short in seen.items()}, p.header)
+        mapped = {fname: chans.from_file_name(fname) for fname in part_planes}
+        per_part.append((i, part_planes, box, mapped))
         for nuke in mapped.values():
             counts[nuke] = counts.get(nuke, 0) + 1
 
@@ -212,8 +211,8 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
         bbox = bbox.union(box)
     planes: dict[str, tuple[Any, Box]] = {}
     types: set[str] = set()
-    for i, p, box, mapped in per_part:
-        for fname, ch in p.channels.items():
+    for i, part_planes, box, mapped in per_part:
+        for fname, ch in part_planes.items():
             nuke = mapped[fname]
             if counts[nuke] > 1:
                 nuke = chans.from_file_name(f"{names[i]}.{fname}")
@@ -242,6 +241,12 @@ def read_exr(path: str | os.PathLike[str], *, part: str | int | None = None,
     metadata["input/datatype"] = next(t for t in ("float", "half", "uint32") if t in types) if types else "half"
     if len(indices) == 1 and f.parts[indices[0]].name():
         metadata["exr/part"] = f.parts[indices[0]].name()
+    if chosen_view is not None:
+        # the image holds one view: a file written from it names only that view
+        metadata["exr/multiView"] = [chosen_view]
+        metadata["input/view"] = chosen_view
+    if skipped:
+        metadata["nodegraph/skipped_deep_parts"] = skipped
     return Image(pixels, tuple(order), bbox, fmt, metadata)
 
 
@@ -291,19 +296,25 @@ def _channel_types(path: str, count: int) -> list[dict[str, str]]:
 def exr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Structure of every part: windows, channels with sample types, attributes (for ``probe``).
 
+    Multi-view files also list ``views`` (default first) and ``default_view``, each part its
+    ``view`` (multi-part files) and each channel its view (single-part ``multiView`` files; None
+    for channels shared by every view). Deep parts say ``"deep": true`` (they cannot be read).
     Reads headers only, never pixels, so it is instant (and safe) on any file whatever size it
     declares; a truncated pixel area shows only when the file is read.
     """
     path = str(path)
     f = _open(path, header_only=True)
     types = _channel_types(path, len(f.parts))
+    views = exr_views.file_views([p.header for p in f.parts])
     parts = []
     for i, p in enumerate(f.parts):
         h = p.header
+        listed = [str(v) for v in h.get("multiView") or []]
         entry: dict[str, Any] = {
             "index": i,
             "name": p.name() or None,
             "storage": "tiled" if "tiles" in h else "scanline",
+            "deep": exr_views.is_deep(h),
             "compression": _COMPRESSION_NAMES.get(h.get("compression"), str(h.get("compression"))),
             "data_window": tuple(_window(h["dataWindow"])),
             "display_window": tuple(_window(h["displayWindow"])),
@@ -311,15 +322,22 @@ def exr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
             "channels": [
                 {"name": chans.from_file_name(c.name), "file_name": c.name,
                  "type": types[i].get(c.name, "unknown"), "sampling": (c.xSampling, c.ySampling)}
+                | ({"view": exr_views.channel_view(c.name, listed)[0]} if listed else {})
                 for c in h.get("channels") or []
             ],
             "attributes": _attributes(h),
         }
+        if views:
+            entry["view"] = h.get("view") or None
         if "tiles" in h:
             t = h["tiles"]
             entry["tiles"] = {"size": (t.xSize, t.ySize), "mode": str(t.mode).rsplit(".", 1)[-1]}
         parts.append(entry)
-    return {"path": path, "format": "openexr", "parts": parts}
+    info: dict[str, Any] = {"path": path, "format": "openexr"}
+    if views:
+        info.update(views=views, default_view=views[0])
+    info["parts"] = parts
+    return info
 
 
 def _exr_attribute(name: str, value: Any) -> Any:

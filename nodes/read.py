@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -22,6 +23,7 @@ from nodegraph.io.movie import is_movie_path
 from nodegraph.io import sequence as seq
 
 OnError = Literal["error", "black", "checkerboard", "nearest frame"]
+_VIEW_TOKEN = re.compile(r"%[Vv]")
 Outside = Literal["hold", "loop", "bounce", "black"]
 
 
@@ -76,6 +78,15 @@ class Read(Node):
         """Skip colour conversion: pixels come in exactly as stored."""
         part: str = ""
         """EXR part to read by name (multi-part files); empty: the first part; '*': every part."""
+        view: str = ""
+        """View to read from a multi-view EXR (a `multiView` header or parts with a `view`
+        attribute); empty: the file's default view. Also replaces %V (and %v, its first letter)
+        in `file`, Nuke's per-view file names. Files without views serve every view."""
+
+    def file_path(self) -> str:
+        """`file` with Nuke's view tokens filled in: %V the view name, %v its first letter."""
+        f, view = self.knobs.file, self.knobs.view
+        return f.replace("%V", view).replace("%v", view[:1]) if view else f
 
     # --- clip range --------------------------------------------------------------------------
     def clip_range(self) -> tuple[int, int] | None:
@@ -86,14 +97,14 @@ class Read(Node):
         if k.first is not None and k.last is not None:
             return (k.first, k.last) if k.first <= k.last else (k.last, k.first)
         detected: tuple[int, int] | None = None
-        if is_movie_path(k.file):
+        if is_movie_path(self.file_path()):
             try:
-                info = movie_info(k.file)
+                info = movie_info(self.file_path())
                 detected = (1, max(1, int(info["frames"])))
             except NodeGraphError:
                 detected = None
-        elif seq.is_sequence(k.file):
-            frames = frames_on_disk(k.file)
+        elif seq.is_sequence(self.file_path()):
+            frames = frames_on_disk(self.file_path())
             detected = (frames[0], frames[-1]) if frames else None
         if detected is None:
             if k.first is None and k.last is None:
@@ -140,7 +151,8 @@ class Read(Node):
 
     def path_for(self, file_frame: int) -> str:
         k = self.knobs
-        return seq.frame_path(k.file, file_frame) if seq.is_sequence(k.file) else k.file
+        pattern = self.file_path()
+        return seq.frame_path(pattern, file_frame) if seq.is_sequence(pattern) else pattern
 
     # --- hashing and compute -----------------------------------------------------------------
     def needs(self, ctx: Context):
@@ -156,16 +168,18 @@ class Read(Node):
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-            if self.knobs.on_error == "nearest frame" and seq.is_sequence(self.knobs.file):
-                stamp += f":{tuple(frames_on_disk(self.knobs.file))}"
+            if self.knobs.on_error == "nearest frame" and seq.is_sequence(self.file_path()):
+                stamp += f":{tuple(frames_on_disk(self.file_path()))}"
         # a single still is the same image at every frame: leave the frame out so frames share it
-        timed = seq.is_sequence(self.knobs.file) or is_movie_path(self.knobs.file)
+        timed = seq.is_sequence(self.file_path()) or is_movie_path(self.file_path())
         return f"{os.path.abspath(path)}|{ff if timed else ''}|{stamp}|{color_config_id()}".encode()
 
     def check(self) -> list[str]:
         problems = []
         if not self.knobs.file:
             problems.append("knob 'file' is empty")
+        elif _VIEW_TOKEN.search(self.knobs.file) and not self.knobs.view:
+            problems.append("knob 'file' names a view (%V or %v) but knob 'view' is empty")
         problems.extend(colorspace_problems(self.knobs))
         return problems
 
@@ -177,6 +191,8 @@ class Read(Node):
             kwargs["frame_index"] = file_frame - clip[0]
         if k.part:
             kwargs["part"] = k.part
+        if k.view and not is_movie_path(path):
+            kwargs["view"] = k.view
         img = read_image(path, dtype=ctx.dtype, **kwargs)
         if not k.raw:
             src = k.colorspace
@@ -189,6 +205,9 @@ class Read(Node):
         k = self.knobs
         if not k.file:
             raise KnobError("no file to read", node=self.name, knob="file")
+        if _VIEW_TOKEN.search(k.file) and not k.view:
+            raise KnobError("the file name has a view token (%V or %v) but no view is set",
+                            node=self.name, knob="view")
         ff = self.file_frame(ctx.frame)
         if ff is None:
             return self._blank_like(ctx)
@@ -210,9 +229,9 @@ class Read(Node):
         return img.to(ctx.device, ctx.dtype)
 
     def _nearest_readable(self, ff: int) -> int | None:
-        if not seq.is_sequence(self.knobs.file):
+        if not seq.is_sequence(self.file_path()):
             return None
-        frames = [f for f in frames_on_disk(self.knobs.file) if f != ff]
+        frames = [f for f in frames_on_disk(self.file_path()) if f != ff]
         return min(frames, key=lambda f: (abs(f - ff), f)) if frames else None
 
     def _blank_like(self, ctx: Context, *, checker: bool = False, exclude: int | None = None) -> Image:
@@ -221,8 +240,8 @@ class Read(Node):
 
         img = None
         candidates = []
-        if seq.is_sequence(self.knobs.file):
-            candidates = [f for f in frames_on_disk(self.knobs.file) if f != exclude][:1]
+        if seq.is_sequence(self.file_path()):
+            candidates = [f for f in frames_on_disk(self.file_path()) if f != exclude][:1]
         elif exclude is None:
             candidates = [self.clip_range()[0] if self.clip_range() else ctx.frame]
         for ff in candidates:

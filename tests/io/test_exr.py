@@ -151,9 +151,12 @@ def test_multipart_merge_prefixes_clashing_channels():
 
 
 def test_singlepart_layers_are_mapped():
+    # a multiView file (right, left): the default view's channels only, the other view's apart
     image = read_exr(data_file("Beachball/singlepart.0001.exr"))
     assert image.channels[:4] == chans.RGBA
-    assert "depth.Z" in image.channels and "left.red" in image.channels
+    assert "depth.Z" in image.channels and not any(c.startswith("left.") for c in image.channels)
+    everything = read_exr(data_file("Beachball/singlepart.0001.exr"), part="*")
+    assert "left.red" in everything.channels and "rgba.red" in everything.channels
 
 
 def test_channel_selection():
