@@ -1,4 +1,4 @@
-"""The ``nodegraph`` command line: render, train, validate, nodes, info, compare, demo, cat."""
+"""The ``nodegraph`` command line: render, train, validate, nodes, info, compare, demo, cat, serve."""
 
 from __future__ import annotations
 
@@ -486,6 +486,51 @@ def cat_export_torchscript(
     say(out, str(pt))
     if nk_path is not None:
         say(out, str(nk_path))
+
+
+@app.command()
+def serve(
+    models: list[Path] = typer.Option(..., "--models", "-m", help="Folder of .cat models to serve (repeatable)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; 0.0.0.0 for every network."),
+    port: int = typer.Option(55555, "--port", "-p", min=0, max=65535, help="TCP port (0: any free port)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="NODEGRAPH_SERVE_TOKEN",
+                                        help="Shared token clients must send (option 'token')."),
+    device: Optional[str] = typer.Option(None, "--device", callback=_device_option,
+                                         help="cpu, cuda, cuda:N or auto; default: the GPU when there is one."),
+    half: bool = typer.Option(False, "--half", help="Run models in half precision on the GPU."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most concurrent requests run as one batch."),
+    idle_timeout: float = typer.Option(30.0, "--idle-timeout", min=0.1, help="Seconds a silent client is kept."),
+    max_message_mb: int = typer.Option(1024, "--max-message-mb", min=1, help="Largest request accepted, in MiB."),
+    allow_torchscript: bool = typer.Option(False, "--allow-torchscript",
+                                           help="Also serve TorchScript models (they run code)."),
+) -> None:
+    """Serve the .cat models of folders to Nuke's MLClient and RemoteInference nodes (ML-Server protocol)."""
+    from .serve import Catalog, MLServer, ServerConfig
+
+    if allow_torchscript:
+        from .ml.trust import allow_torchscript as _allow
+
+        _allow()
+    config = ServerConfig(host=host, port=port, token=token or None, half=half, max_batch=max_batch,
+                          device=None if device in (None, "auto") else device, idle_timeout=idle_timeout,
+                          max_message_bytes=max_message_mb << 20)
+    try:
+        server = MLServer(Catalog(models), config).start()
+    except NodeGraphError as err:
+        _fail(err)
+    for path, reason in server.catalog.skipped.items():
+        say(console, ("skipped ", "yellow"), f"{path}: {reason}")
+    for name, model in server.catalog.models.items():
+        say(out, ("model ", "green"), f"{name}: {', '.join(model.meta['channels_in'])} -> "
+            f"{', '.join(model.meta['channels_out'])}")
+    bound, bound_port = server.address
+    say(out, ("listening on ", "green"), f"{bound}:{bound_port} ({server.device}, "
+        f"{len(server.catalog.models)} model(s){', token required' if token else ''}); Ctrl-C stops")
+    sys.stdout.flush()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    server.serve_forever()
 
 
 def main() -> None:

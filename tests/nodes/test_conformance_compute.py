@@ -51,6 +51,8 @@ EXCLUDED = {
     # file and model nodes: they need files on disk or trained models (tests/nodes/test_read_write.py,
     # tests/ml/); Write and CatFileCreator are side-effect tasks run explicitly, not pulled
     "Read", "Write", "CopyCat", "CatFileCreator", "Inference",
+    # RemoteInference needs an ML server to talk to (tests/serve/test_remote.py starts one)
+    "RemoteInference",
     # a group's Input only means something inside a group, fed by the group's input (an Input on
     # its own raises "not connected" by design); it is covered through the Group and Output cases
     # below, which evaluate a group Input -> Blur -> Output, and in tests/engine/test_group.py
