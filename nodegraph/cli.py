@@ -152,6 +152,7 @@ def train(
 ) -> None:
     """Train a CopyCat node; Ctrl-C stops after a checkpoint (exit code 130), --resume continues."""
     from .graph import Graph
+    from .task import TaskKind, TaskRun, is_task, run_one
 
     if epochs is not None and steps is not None:
         _fail(NodeGraphError("give --epochs or --steps, not both"), 2)
@@ -159,12 +160,16 @@ def train(
         graph = Graph.load(graph_file)
         apply_overrides(graph, set_)
         if node is None:
-            cats = [n.name for n in graph if n.type_name == "CopyCat"]
+            cats = [n.path for n in graph.tasks(TaskKind.TRAIN)]
             if len(cats) != 1:
                 raise NodeGraphError(f"the graph has {len(cats)} CopyCat nodes ({', '.join(cats) or 'none'}); "
                                      "name one with --node")
             node = cats[0]
-        from .ml.train import TrainingInterrupted, train as run_train
+        trainee = graph.node(node)
+        if not is_task(trainee, TaskKind.TRAIN):
+            raise NodeGraphError(f"{trainee.type_name} is not a node that trains; CopyCat nodes: "
+                                 f"{', '.join(n.path for n in graph.tasks(TaskKind.TRAIN)) or 'none'}", node=node)
+        from .ml.train import TrainingInterrupted
     except ValidationError as err:
         _fail(err, 2)
     except NodeGraphError as err:
@@ -198,9 +203,9 @@ def train(
 
     try:
         with progress:
-            result = run_train(graph, node, epochs=epochs, steps=steps, device=device, resume=resume,
-                               compile=compile_, log_every=log_every, on_event=on_event,
-                               learning_rate=learning_rate)
+            options = dict(epochs=epochs, steps=steps, resume=resume, compile=compile_, log_every=log_every,
+                           on_event=on_event, learning_rate=learning_rate)
+            result = run_one(trainee, TaskRun(graph.evaluator, device, options=options))[0].detail
     except TrainingInterrupted as stop:
         r = stop.result
         say(console, (f"interrupted at step {r.step:,} of {r.total_steps:,}", "yellow"),

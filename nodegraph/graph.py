@@ -15,6 +15,7 @@ import torch
 
 from .errors import GraphError, ValidationError
 from .node import Node, UnknownNode, default_node_name, registry
+from .task import TaskKind, is_task
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import Evaluator
@@ -410,7 +411,10 @@ class Graph:
         return issues
 
     def check(self, nodes: list[Node | str] | None = None) -> None:
-        """Raise :class:`ValidationError` listing every issue (of ``nodes``' upstream if given)."""
+        """Raise :class:`ValidationError` listing every issue (of ``nodes``' upstream if given).
+        Nodes inside a group are checked from the top graph: what feeds the group feeds them."""
+        if nodes is not None and self.owner is not None:
+            return self.top.check([self.node(ref) for ref in nodes])
         issues = self.validate()
         if nodes is not None:
             # a node inside a group counts by its top-level group
@@ -445,9 +449,14 @@ class Graph:
         """The node's frame range from its inputs (Reads know theirs; generators have none)."""
         return self.evaluator.frame_range(ref)
 
+    def tasks(self, kind: TaskKind | str | None = None) -> list[Node]:
+        """Nodes with side effects (:mod:`nodegraph.task`), of ``kind`` when given, in graph order,
+        inside groups too."""
+        return [n for n in self._all_nodes() if is_task(n, kind)]
+
     def outputs(self) -> list[Node]:
-        """Nodes with side effects (Write, ...) in graph order, inside groups too."""
-        return [n for n in self._all_nodes() if n.is_output]
+        """The ``write`` tasks (Write nodes) that ``render`` runs, in graph order, inside groups too."""
+        return self.tasks("write")
 
     # --- documents -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

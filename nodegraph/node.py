@@ -82,8 +82,6 @@ class Node:
     category: ClassVar[str] = "Other"
     Knobs: ClassVar[type[Knobs]] = Knobs
     inputs: ClassVar[tuple[Input, ...]] = ()
-    #: Nodes with side effects (Write, CopyCat) are run explicitly, never as part of a pull.
-    is_output: ClassVar[bool] = False
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

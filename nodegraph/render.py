@@ -1,11 +1,12 @@
-"""Rendering: run the output nodes (Write...) of a graph over a frame range.
+"""Rendering: run the ``write`` tasks (Write nodes) of a graph over a frame range.
 
 Frames run in parallel on local workers: threads by default (no start-up cost, one shared cache;
 torch, OpenEXR and OpenImageIO release the GIL while they work), or processes with
 ``processes=True`` (each loads the graph from its JSON document and keeps its own cache; a crash
 in a library takes down one worker, not the render). A failed frame never stops the others, and
-every failure is reported with its node, frame and message. Output nodes implement ``write_frame(evaluator, frame, ...)`` and
-``output_path(frame)``; movie outputs (``is_movie``) are encoded in order in this process.
+every failure is reported with its node, frame and message. The render drives each output through
+the task interface (:mod:`nodegraph.task`): a task whose plan is not ``in_order`` becomes one job
+per frame; an ``in_order`` one (a movie) runs whole, in order, in this process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .evaluator import Evaluator, resolve_device
 from .graph import Graph
 from .frames import frame_problem
 from .node import Node
+from .task import TaskKind, TaskPlan, TaskResult, TaskRun, failed, is_task
 
 
 @dataclass
@@ -77,8 +79,9 @@ def _select_outputs(graph: Graph, names: Iterable[str] | None) -> list[Node]:
     if names:
         nodes = [graph.node(n) for n in names]
         for n in nodes:
-            if not n.is_output:
-                raise NodeGraphError(f"{n.type_name} is not an output node; outputs: "
+            if not is_task(n, TaskKind.WRITE):
+                what = f"a {n.task_kind} task, run it with its own command" if is_task(n) else "a task"
+                raise NodeGraphError(f"{n.type_name} is not an output node to render ({what}); outputs: "
                                      f"{', '.join(o.path for o in graph.outputs()) or 'none'}", node=n.path)
         return nodes
     outputs = graph.outputs()
@@ -87,24 +90,19 @@ def _select_outputs(graph: Graph, names: Iterable[str] | None) -> list[Node]:
     return outputs
 
 
-def plan_jobs(graph: Graph, outputs: list[Node], frames: Sequence[int] | None) -> list[tuple[Node, Sequence[int]]]:
-    """Each output node with the frames it renders: ``frames``, or its frame range as a lazy
-    ``range`` (a range of a billion frames costs nothing until it is refused here)."""
-    plan: list[tuple[Node, Sequence[int]]] = []
+def plan_jobs(outputs: list[Node], frames: Sequence[int] | None) -> list[TaskPlan]:
+    """Each output's task plan for ``frames``, or for its own frame range as a lazy ``range`` (a
+    range of a billion frames costs nothing until it is refused here)."""
+    plans = []
     for node in outputs:
-        if frames is not None:
-            plan.append((node, frames))
-            continue
-        rng = graph.frame_range(node)
-        if rng is None:
-            raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
-                                 "pass --frames", node=node.path)
-        count = rng[1] - rng[0] + 1
-        if count > MAX_RENDER_FRAMES:
-            raise NodeGraphError(f"frame range {rng[0]}-{rng[1]} has {count:,} frames, more than one render "
-                                 f"covers ({MAX_RENDER_FRAMES:,}); pick frames with --frames", node=node.path)
-        plan.append((node, range(rng[0], rng[1] + 1)))
-    return plan
+        plan = node.task_plan(frames)
+        count = len(plan.frames)
+        if frames is None and count > MAX_RENDER_FRAMES:
+            raise NodeGraphError(f"frame range {plan.frames[0]}-{plan.frames[-1]} has {count:,} frames, more than "
+                                 f"one render covers ({MAX_RENDER_FRAMES:,}); pick frames with --frames",
+                                 node=node.path)
+        plans.append(plan)
+    return plans
 
 
 # --- worker side --------------------------------------------------------------------------------
@@ -119,21 +117,17 @@ def _worker_init(doc: dict[str, Any], device: str, dtype: str, threads: int, cac
     _WORKER["dtype"] = getattr(torch, dtype)
 
 
-def _run_job(node_name: str, frame: int) -> tuple[str, int, str | None, str | None]:
+def _run_job(node_name: str, frame: int) -> list[TaskResult]:
     ev: Evaluator = _WORKER["evaluator"]
     return _execute(ev, node_name, frame, _WORKER["device"], _WORKER["dtype"])
 
 
-def _execute(ev: Evaluator, node_name: str, frame: int, device: Any, dtype: torch.dtype
-             ) -> tuple[str, int, str | None, str | None]:
-    node = ev.graph.node(node_name)
+def _execute(ev: Evaluator, node_name: str, frame: int, device: Any, dtype: torch.dtype) -> list[TaskResult]:
+    """One frame of one task, as a job: every failure becomes a result naming node and frame."""
     try:
-        path = node.write_frame(ev, frame, device=device, dtype=dtype)
-        return node_name, frame, path, None
-    except NodeGraphError as err:
-        return node_name, frame, None, str(err.with_context(node=node_name, frame=frame))
+        return list(ev.graph.node(node_name).run_task(TaskRun(ev, device, dtype), [frame]))
     except Exception as err:  # keep going: one bad frame must not lose the rest of the render
-        return node_name, frame, None, shorten_lines(f"node {node_name!r}, frame {frame}: {type(err).__name__}: {err}")
+        return [failed(node_name, frame, err)]
 
 
 # --- driver ---------------------------------------------------------------------------------------
@@ -165,35 +159,36 @@ def render(
     graph.check(outputs)
     dev = resolve_render_device(device)
     frame_list = parse_frames(frames) if isinstance(frames, str) else frames
-    plan = plan_jobs(graph, outputs, frame_list)
+    plans = plan_jobs(outputs, frame_list)
     result = RenderResult()
-    is_movie = {node.path: bool(getattr(node, "is_movie", False)) for node, _ in plan}
+    tasks = {node.path: node for node in outputs}
 
     # jobs are generated, never listed: memory does not grow with the frame range
     skipped: set[tuple[str, int]] = set()
     if skip_existing:
-        for node, node_frames in plan:
-            for f in ([] if is_movie[node.path] else node_frames):
-                path = node.output_path(f)
-                if os.path.exists(path):
-                    result.skipped.append((node.path, f, path))
-                    skipped.add((node.path, f))
-    frame_count = sum(len(fr) for node, fr in plan if not is_movie[node.path]) - len(skipped)
+        for plan in plans:
+            for f in ([] if plan.in_order else plan.frames):
+                path = tasks[plan.node].frame_output(f)
+                if path is not None and os.path.exists(path):
+                    result.skipped.append((plan.node, f, path))
+                    skipped.add((plan.node, f))
+    frame_count = sum(len(p.frames) for p in plans if not p.in_order) - len(skipped)
     if on_start is not None:
-        on_start(frame_count + sum(len(fr) for node, fr in plan if is_movie[node.path]))
+        on_start(frame_count + sum(len(p.frames) for p in plans if p.in_order))
 
     def frame_jobs() -> Iterator[tuple[str, int]]:
-        for node, node_frames in plan:
-            if not is_movie[node.path]:
-                yield from ((node.path, f) for f in node_frames if (node.path, f) not in skipped)
+        for plan in plans:
+            if not plan.in_order:
+                yield from ((plan.node, f) for f in plan.frames if (plan.node, f) not in skipped)
 
-    def record(name: str, f: int, path: str | None, error: str | None) -> None:
-        if error is None:
-            result.written.append((name, f, path or ""))
-        else:
-            result.failed[(name, f)] = error
-        if on_progress is not None:
-            on_progress(name, f, path, error)
+    def record(results: Iterable[TaskResult]) -> None:
+        for res in results:
+            if res.error is None:
+                result.written.append((res.node, res.frame, res.path or ""))
+            else:
+                result.failed[(res.node, res.frame)] = res.error
+            if on_progress is not None:
+                on_progress(res.node, res.frame, res.path, res.error)
 
     workers = max(1, int(workers))
     if dev.type == "cuda":
@@ -208,15 +203,20 @@ def render(
             if len(chunk) > 1:
                 _compute_ahead(ev, batch_nodes, sorted({f for _, f in chunk}), dev, dtype)
             for name, f in chunk:
-                record(*_execute(ev, name, f, dev, dtype))
+                record(_execute(ev, name, f, dev, dtype))
     elif processes:
         _render_parallel(graph, frame_jobs(), min(workers, frame_count), dev, dtype, cache_bytes, record)
     else:
         _render_threads(ev, frame_jobs(), min(workers, frame_count), dev, dtype, record)
-    for node, node_frames in plan:
-        if is_movie[node.path]:
-            for res in node.write_movie(ev, node_frames, device=dev, dtype=dtype):
-                record(*res)
+    for plan in plans:
+        if plan.in_order:
+            done: set[int | None] = set()
+            try:
+                for res in tasks[plan.node].run_task(TaskRun(ev, dev, dtype), plan.frames):
+                    record([res])
+                    done.add(res.frame)
+            except Exception as err:  # a task that could not go on: its other frames fail, the render goes on
+                record(failed(plan.node, f, err) for f in plan.frames if f not in done)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -271,7 +271,7 @@ def _render_threads(ev: Evaluator, jobs: Iterator[tuple[str, int]], workers: int
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") as pool:
             _run_windowed(lambda name, f: pool.submit(_execute, ev, name, f, dev, dtype), jobs, 2 * workers,
-                          lambda job, fut: record(*fut.result()))
+                          lambda job, fut: record(fut.result()))
     finally:
         torch.set_num_threads(threads)
 
@@ -286,10 +286,10 @@ def _render_parallel(graph: Graph, jobs: Iterator[tuple[str, int]], workers: int
     def collect(job: tuple[str, int], fut: Future) -> None:
         name, f = job
         try:
-            record(*fut.result())
+            record(fut.result())
         except Exception as err:  # a worker died (killed, out of memory): name the frame
-            record(name, f, None,
-                   shorten_lines(f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}"))
+            record([TaskResult(name, f, None, shorten_lines(
+                f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}"))])
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(doc, str(dev), dtype_name, threads, cache_bytes)) as pool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Iterator, Sequence
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -11,6 +11,7 @@ from nodegraph.errors import GraphError, NodeGraphError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
+from nodegraph.task import Task, TaskKind, TaskPlan, TaskResult, TaskRun
 
 from ._common import ChannelsKnob
 
@@ -33,7 +34,7 @@ def _specs_validator(value: list[str]) -> list[str]:
 KnobSpecs = Annotated[list[str], BeforeValidator(_spec_list), AfterValidator(_specs_validator)]
 
 
-class CatFileCreator(Node):
+class CatFileCreator(Task, Node):
     """Packages a TorchScript module (.pt) as a .cat model file for the Inference node.
 
     Making the file is a side effect and runs only when asked for: ``node.create()`` (or
@@ -44,6 +45,7 @@ class CatFileCreator(Node):
     """
 
     category = "ML"
+    task_kind = TaskKind.CREATE
     inputs = (Input("input", required=False, doc="Passed through unchanged (optional)."),)
 
     class Knobs(Knobs):
@@ -72,16 +74,31 @@ class CatFileCreator(Node):
                              "connect its input to pass an image through", node=self.name)
         return ctx.input("input")
 
+    # --- the task ---------------------------------------------------------------------------
+    def cat_path(self) -> Path:
+        """The file :meth:`create` writes."""
+        k = self.knobs
+        if not k.torchScriptFile:
+            raise NodeGraphError("torchScriptFile is empty", node=self.name, knob="torchScriptFile")
+        return Path(k.catFile) if k.catFile else Path(k.torchScriptFile).with_suffix(".cat")
+
+    def task_plan(self, frames: Sequence[int] | None = None) -> TaskPlan:
+        """One .cat file, whatever the frames: a frame-independent task."""
+        return TaskPlan(self.path, self.task_kind, (), in_order=True, outputs=(str(self.cat_path()),))
+
+    def run_task(self, run: TaskRun, frames: Sequence[int]) -> Iterator[TaskResult]:
+        """Write the .cat file (``run.options``: ``verify``, default True)."""
+        yield TaskResult(self.path, None, str(self.create(verify=run.options.get("verify", True))), None)
+
     def create(self, *, verify: bool = True) -> Path:
         """Write the .cat file from the knobs; returns its path."""
         from nodegraph.ml.torchscript import create_cat_from_torchscript
 
         k = self.knobs
-        if not k.torchScriptFile:
-            raise NodeGraphError("torchScriptFile is empty", node=self.name, knob="torchScriptFile")
+        target = self.cat_path()  # names an empty torchScriptFile
         try:
             return create_cat_from_torchscript(
-                k.torchScriptFile, k.catFile or None, channels_in=k.channelsIn, channels_out=k.channelsOut,
+                k.torchScriptFile, target, channels_in=k.channelsIn, channels_out=k.channelsOut,
                 model_id=k.modelId or Path(k.torchScriptFile).stem, output_scale=k.outputScale, knobs=k.knobs,
                 verify=verify)
         except NodeGraphError as err:

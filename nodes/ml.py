@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Literal, Sequence
 
 from pydantic import AfterValidator, Field
 
@@ -11,6 +12,7 @@ from nodegraph.evaluator import Context
 from nodegraph.frames import Frame
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
+from nodegraph.task import Task, TaskKind, TaskPlan, TaskResult, TaskRun
 
 from ._common import ChannelsKnob
 
@@ -31,7 +33,7 @@ def _frames_validator(value: str) -> str:
 FramesKnob = Annotated[str, AfterValidator(_frames_validator)]
 
 
-class CopyCat(Node):
+class CopyCat(Task, Node):
     """Trains a network to turn `input` into `groundTruth` from a few frame pairs of a shot.
 
     Training is a side effect and runs only when asked for (``nodegraph train GRAPH --node
@@ -44,6 +46,7 @@ class CopyCat(Node):
     """
 
     category = "ML"
+    task_kind = TaskKind.TRAIN
     inputs = (
         Input("input", doc="The source images (e.g. the plate)."),
         Input("groundTruth", doc="What the network should turn the input into, on the same frames."),
@@ -94,13 +97,37 @@ class CopyCat(Node):
     def compute(self, ctx: Context) -> Image:
         return ctx.input("input")
 
+    # --- the task ---------------------------------------------------------------------------
+    def task_plan(self, frames: Sequence[int] | None = None) -> TaskPlan:
+        """The data set's frames (``frames``, or the knob's, or every frame both inputs have);
+        training steps follow each other, so the task runs whole, in one process."""
+        from nodegraph.ml.train import training_frames
+
+        self._in_graph()
+        frames = list(frames) if frames is not None else training_frames(self.graph, self)
+        model = Path(self.knobs.dataDirectory).expanduser() / f"{self.name}.cat"
+        return TaskPlan(self.path, self.task_kind, frames, in_order=True, outputs=(str(model),))
+
+    def run_task(self, run: TaskRun, frames: Sequence[int]) -> Iterator[TaskResult]:
+        """Train on ``frames``; ``run.options`` are :func:`~nodegraph.ml.train.train`'s (epochs,
+        steps, resume, compile, on_event, ...). Yields one result holding the TrainResult; a
+        training failure raises (a run is not a set of independent frames)."""
+        from nodegraph.ml.train import train
+
+        self._in_graph()
+        result = train(self.graph, self, frames=list(frames), device=run.device, **run.options)
+        yield TaskResult(self.path, None, str(result.model_path), None, result)
+
     def train(self, **options: Any):
         """Train this node (see :func:`nodegraph.ml.train.train` for the options)."""
         from nodegraph.ml.train import train
 
+        self._in_graph()
+        return train(self.graph, self, **options)
+
+    def _in_graph(self) -> None:
         if self.graph is None:
             raise NodeGraphError("the node is not part of a graph", node=self.name)
-        return train(self.graph, self, **options)
 
 
 __all__ = ["CopyCat"]

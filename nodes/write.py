@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Iterator, Literal, Sequence
 
 import torch
 
@@ -12,6 +12,7 @@ from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
 from nodegraph.evaluator import Context, Evaluator
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
+from nodegraph.task import Task, TaskKind, TaskPlan, TaskResult, TaskRun, attempt
 
 from nodegraph.io import write_image
 from nodegraph.io.movie import is_movie_path
@@ -32,7 +33,7 @@ _DEFAULT_DEPTH = {"exr": "16 bit half", "png": "8 bit", "jpeg": "8 bit", "tiff":
                   "mov": "8 bit", "mp4": "8 bit", "mxf": "8 bit"}
 
 
-class Write(Node):
+class Write(Task, Node):
     """Writes its input to files when rendered (``nodegraph render``); a pass-through otherwise.
 
     Each frame is written to a temporary file and renamed into place, so an interrupted render
@@ -42,7 +43,7 @@ class Write(Node):
     """
 
     category = "Image"
-    is_output = True
+    task_kind = TaskKind.WRITE
     inputs = (Input("input", doc="Image to write."),)
 
     class Knobs(Knobs):
@@ -110,6 +111,30 @@ class Write(Node):
     def is_movie(self) -> bool:
         return is_movie_path(self.knobs.file) or self.knobs.file_type in ("mov", "mp4", "mxf")
 
+    # --- the task ---------------------------------------------------------------------------
+    def task_plan(self, frames: Sequence[int] | None = None) -> TaskPlan:
+        """Frames asked for, or the input's frame range; a movie is encoded in order in one process,
+        image files are independent per frame."""
+        if frames is None:
+            rng = self.graph.frame_range(self)
+            if rng is None:
+                raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
+                                     "pass --frames", node=self.path)
+            frames = range(rng[0], rng[1] + 1)
+        movie = self.is_movie
+        return TaskPlan(self.path, self.task_kind, frames, in_order=movie, outputs=(self.knobs.file,) if movie else ())
+
+    def frame_output(self, frame: int) -> str | None:
+        return None if self.is_movie else self.output_path(frame)
+
+    def run_task(self, run: TaskRun, frames: Sequence[int]) -> Iterator[TaskResult]:
+        if self.is_movie:
+            yield from self.write_movie(run.evaluator, list(frames), device=run.device, dtype=run.dtype)
+            return
+        for f in frames:
+            yield attempt(self.path, f, lambda: self.write_frame(run.evaluator, f, device=run.device,
+                                                                 dtype=run.dtype))
+
     def output_path(self, frame: int) -> str:
         k = self.knobs
         if not k.file:
@@ -150,8 +175,8 @@ class Write(Node):
 
 
     def write_movie(self, evaluator: Evaluator, frames: list[int], *, device: str | torch.device | None = None,
-                    dtype: torch.dtype | None = None):
-        """Encode ``frames`` in order into one movie; yields ``(node, frame, path, error)`` per frame.
+                    dtype: torch.dtype | None = None) -> list[TaskResult]:
+        """Encode ``frames`` in order into one movie; one result per frame.
 
         The movie appears only when every frame encoded: a failed frame aborts the whole file
         (a movie with a hole is not a usable output), and the remaining frames are reported failed.
@@ -172,11 +197,12 @@ class Write(Node):
                         writer.write(self.prepare(img.to("cpu", torch.float32)))
                     except NodeGraphError as err:
                         raise err.with_context(node=self.path, frame=f, path=path)
-                    results.append((self.path, f, path, None))
+                    results.append(TaskResult(self.path, f, path, None))
         except NodeGraphError as err:
             failed_frame = err.frame
-            results = [(self.path, f, None, str(err) if f == failed_frame or failed_frame is None
-                        else f"movie {path!r} not written: frame {failed_frame} failed") for f in sorted(frames)]
+            results = [TaskResult(self.path, f, None, str(err) if f == failed_frame or failed_frame is None
+                                  else f"movie {path!r} not written: frame {failed_frame} failed")
+                       for f in sorted(frames)]
         return results
 
 

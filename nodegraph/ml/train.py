@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import torch
 
 from nodegraph.errors import KnobError, NodeGraphError
+from nodegraph.task import TaskKind, is_task
 
 from .dataset import DataSet, build_dataset, default_frames
 from .state import StateFileError, check_training_state, load_state, save_state
@@ -217,7 +218,8 @@ def _set_rng_state(state: dict[str, Any], gen: torch.Generator, dev: torch.devic
         torch.cuda.set_rng_state(state["cuda"].to("cpu", torch.uint8), dev)
 
 
-def _parse_frames(node: "Node", graph: "Graph") -> list[int]:
+def training_frames(graph: "Graph", node: "Node") -> list[int]:
+    """The data set's frames: the node's ``frames`` knob, or every frame where both inputs exist."""
     from nodegraph.io.sequence import parse_frame_range
 
     spec = node.knobs.frames.strip()
@@ -236,7 +238,8 @@ class Trainer:
     def __init__(self, graph: "Graph", node: "Node | str", *, epochs: float | None = None,
                  steps: int | None = None, device: str | torch.device | None = None, resume: bool = False,
                  compile: bool = False, log_every: int = 10, on_event: EventHandler | None = None,
-                 network: dict[str, Any] | None = None, learning_rate: float | None = None) -> None:
+                 network: dict[str, Any] | None = None, learning_rate: float | None = None,
+                 frames: list[int] | None = None) -> None:
         if epochs is not None and steps is not None:
             raise TrainingError("give epochs or steps, not both")
         if learning_rate is not None and not (isinstance(learning_rate, (int, float))
@@ -245,8 +248,11 @@ class Trainer:
         self.learning_rate = None if learning_rate is None else float(learning_rate)
         self.graph = graph
         self.node = graph.node(node)
-        if getattr(self.node, "type_name", "") != "CopyCat":
-            raise TrainingError(f"{self.node.type_name} is not a CopyCat node", node=self.node.name)
+        if not is_task(self.node, TaskKind.TRAIN):
+            raise TrainingError(f"{self.node.type_name} is not a node that trains (CopyCat)", node=self.node.name)
+        if frames is not None and not frames:
+            raise TrainingError("no frames to train on", node=self.node.name)
+        self.frames = frames
         self.epochs = epochs
         self.steps = steps
         self.device_arg = device
@@ -296,7 +302,7 @@ class Trainer:
             state = check_training_state(load_state(ost, device="cpu"), ost)
         self.state = state
 
-        frames = _parse_frames(node, graph)
+        frames = list(self.frames) if self.frames is not None else training_frames(graph, node)
         ds = build_dataset(graph, node, frames, channels_in=k.channelsIn, channels_out=k.channelsOut,
                            device=dev, keep_on=torch.device("cpu"))
         if state is not None:
@@ -693,7 +699,8 @@ class Trainer:
 def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, steps: int | None = None,
           device: str | torch.device | None = None, resume: bool = False, compile: bool = False,
           log_every: int = 10, on_event: EventHandler | None = None,
-          network: dict[str, Any] | None = None, learning_rate: float | None = None) -> TrainResult:
+          network: dict[str, Any] | None = None, learning_rate: float | None = None,
+          frames: list[int] | None = None) -> TrainResult:
     """Train a CopyCat node; returns a :class:`TrainResult` (final loss, file paths).
 
     ``epochs`` or ``steps`` override the node's ``epochs``; ``device`` overrides
@@ -703,15 +710,16 @@ def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, st
     ``network`` overrides :class:`~nodegraph.ml.network.NetworkConfig` fields of a fresh run
     (``{"widths": (8, 16, 16), "lstm": False}``; tests use it for tiny networks);
     ``learning_rate`` replaces the node's ``learningRate`` (and, on a resume, the saved one: resume a
-    diverged run with a lower rate).
+    diverged run with a lower rate); ``frames`` replaces the node's data set frames.
     Ctrl-C or SIGTERM raises :class:`TrainingInterrupted` (a KeyboardInterrupt) after saving; a loss
     that becomes NaN or infinite raises :class:`TrainingDiverged` keeping the last good checkpoint.
     """
     trainer = Trainer(graph, node, epochs=epochs, steps=steps, device=device, resume=resume, compile=compile,
-                      log_every=log_every, on_event=on_event, network=network, learning_rate=learning_rate)
+                      log_every=log_every, on_event=on_event, network=network, learning_rate=learning_rate,
+                      frames=frames)
     trainer.prepare()
     return trainer.run()
 
 
 __all__ = ["Plan", "TrainResult", "Trainer", "TrainingDiverged", "TrainingError", "TrainingInterrupted", "lr_at",
-           "total_steps_for", "train"]
+           "total_steps_for", "train", "training_frames"]

@@ -149,6 +149,6 @@ def test_cli_errors(tmp_path):
     res = runner.invoke(app, ["train", str(doc), "--device", "cpu"])
     assert res.exit_code == 1 and "batchSize" in res.output and "CopyCat1" in res.output
     res = runner.invoke(app, ["train", str(doc), "--node", "Plate"])
-    assert res.exit_code == 1 and "not a CopyCat node" in res.output
+    assert res.exit_code == 1 and "Read is not a node that trains; CopyCat nodes: CopyCat1" in res.output
     res = runner.invoke(app, ["train", str(doc), "--epochs", "1", "--steps", "2"])
     assert res.exit_code == 2
