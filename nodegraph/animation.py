@@ -57,18 +57,24 @@ def _is_animated_item(value: Any) -> bool:
     if isinstance(value, _PLAIN):  # the common case, decided without importing anything
         return False
     if isinstance(value, dict):
-        return "curve" in value or set(value) == {"expression"}
+        return "curve" in value or set(value) in ({"expression"}, {"expression", "keys"})
     return isinstance(value, (_curve_type(), _expression_type()))
+
+
+def is_own_curve(ref: Any) -> bool:
+    """Whether an expression's reference is Nuke's ``curve``: the keys stored with the expression."""
+    return tuple(ref.path) == () and ref.knob == "curve"
 
 
 def _item_from(value: Any, where: str) -> Any:
     """One component: a number stays a number; JSON forms become Curve / Expression objects."""
     if isinstance(value, dict):
-        if set(value) == {"expression"}:
+        if set(value) in ({"expression"}, {"expression", "keys"}):
             text = value["expression"]
             if not isinstance(text, str):
                 raise KnobError(f"{where}: an expression must be text, got {type(text).__name__}")
-            return _expression_type()(text)
+            keys = value.get("keys")
+            return _expression_type()(text, keys=None if keys is None else _curve_type().from_json(keys))
         if "curve" in value:
             return _curve_type().from_json(value)
         raise KnobError(f"{where}: an animated value is {{'curve': ...}} or {{'expression': '...'}}, "
@@ -85,6 +91,8 @@ def _item_json(item: Any) -> Any:
     if isinstance(item, _curve_type()):
         return item.to_json()
     if isinstance(item, _expression_type()):
+        if item.keys is not None:
+            return {"expression": item.text, "keys": item.keys.to_json()}
         return {"expression": item.text}
     return item
 
@@ -195,6 +203,10 @@ class Animated:
             return item
         if isinstance(item, _curve_type()):
             return item.evaluate(frame)
+        keys = item.keys
+        if keys is not None:  # ``curve`` in the expression reads the keys saved with it
+            return item.evaluate(frame, lambda ref, f: keys.evaluate(f) if is_own_curve(ref)
+                                 else lookup(ref, f, component))
         return item.evaluate(frame, lambda ref, f: lookup(ref, f, component))
 
     def resolve(self, frame: float, lookup: Callable[[Any, float, int | None], Any]) -> Any:

@@ -29,10 +29,10 @@ from typing import Any, Callable
 import pydantic
 
 from .atomic import atomic_write_text
-from .errors import DocumentError, GraphError, NodeGraphError
+from .errors import DocumentError, GraphError, KnobError, NodeGraphError
 from .frames import frame_problem
 from .graph import ROOT_DEFAULTS, Graph
-from .node import UnknownNode, registry
+from .node import Node, UnknownNode, registry
 
 FORMAT_KEY = "nodegraph"
 _MISSING = object()
@@ -56,9 +56,13 @@ def _node_entry(node: Any) -> dict[str, Any]:
         entry["gizmo_version"] = gizmo[1]
     elif hasattr(node, "definition"):
         entry.update(node.definition())
+    elif node.user_knobs:
+        entry["user_knobs"] = [k.as_json() for k in node.user_knobs.values()]
     knobs = node.knob_values(only_changed=True)
     if knobs:
         entry["knobs"] = knobs
+    if node.extras:
+        entry["extras"] = node.extras
     return entry
 
 
@@ -253,7 +257,8 @@ def load_body(graph: Graph, body: Any, *, strict: bool = True, source: str | Non
     for name, entry in nodes.items():
         jp = f"{json_path}.nodes.{name}"
         _expect(entry, dict, jp, "a node", source)
-        extra = sorted(set(entry) - {"type", "knobs", "user_knobs", "link_knobs", "graph", "gizmo_version"})
+        extra = sorted(set(entry) - {"type", "knobs", "user_knobs", "link_knobs", "graph", "gizmo_version",
+                                     "extras"})
         if extra:
             raise DocumentError(f"unknown key {extra[0]!r}", json_path=f"{jp}.{extra[0]}", path=source)
         type_name = _expect(entry.get("type"), str, f"{jp}.type", "node type", source)
@@ -264,8 +269,11 @@ def load_body(graph: Graph, body: Any, *, strict: bool = True, source: str | Non
             raise DocumentError(err.message, json_path=jp, path=source) from None
         node = _new_node(name, type_name, entry, jp, strict=strict, source=source, problems=problems)
         if node is None:
-            graph.add_node(UnknownNode(name, type_name, knobs))
+            node = UnknownNode(name, type_name, knobs)
+            node.extras = _expect(entry.get("extras", {}), dict, f"{jp}.extras", "extras", source)
+            graph.add_node(node)
             continue
+        node.extras = _expect(entry.get("extras", {}), dict, f"{jp}.extras", "extras", source)
         for knob, value in knobs.items():
             try:
                 node.set(**{knob: value})
@@ -312,9 +320,11 @@ def _new_node(name: str, type_name: str, entry: dict[str, Any], jp: str, *, stri
         node = registry.get(type_name)(name)
         if isinstance(node, Group):
             problems.extend(apply_definition(node, entry, source=source, json_path=jp, strict=strict))
-        elif set(entry) & {"user_knobs", "link_knobs", "graph"}:
-            raise DocumentError(f"only groups hold a graph or user knobs, not {type_name}", json_path=jp,
+        elif set(entry) & {"link_knobs", "graph"}:
+            raise DocumentError(f"only groups hold a graph or link knobs, not {type_name}", json_path=jp,
                                 path=source)
+        else:
+            apply_user_knobs(node, entry.get("user_knobs", []), source=source, json_path=jp)
         return node
     if find_gizmo(type_name) is not None:
         try:
@@ -331,6 +341,20 @@ def _new_node(name: str, type_name: str, entry: dict[str, Any], jp: str, *, stri
         problems.append(DocumentError(f"unknown node type {type_name!r} (not a node type, and no gizmo of "
                                       "that name on the gizmo path)", json_path=f"{jp}.type", path=source))
     return None
+
+
+def apply_user_knobs(node: Node, specs: Any, *, source: str | None, json_path: str) -> None:
+    """Add the user knobs of a document entry (``[{"name": ..., "type": ...}, ...]``) to ``node``."""
+    _expect(specs, list, f"{json_path}.user_knobs", "user knobs", source)
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise DocumentError("a user knob is an object with a name", json_path=f"{json_path}.user_knobs[{i}]",
+                                path=source)
+        spec = dict(spec)
+        try:
+            node.add_knob(spec.pop("name"), **spec)
+        except (KnobError, TypeError) as err:
+            raise DocumentError(str(err), json_path=f"{json_path}.user_knobs[{i}]", path=source) from None
 
 
 def read_json_text(path: str | os.PathLike[str]) -> Any:

@@ -132,27 +132,36 @@ class Expression:
     declared is a knob of the same node, unless a variable of that name is given to ``evaluate``.
     """
 
-    __slots__ = ("text", "variables", "_program")
+    __slots__ = ("text", "variables", "keys", "_program")
 
-    def __init__(self, text: str, variables: Iterable[str] = ()) -> None:
+    def __init__(self, text: str, variables: Iterable[str] = (), keys: Any = None) -> None:
         if not isinstance(text, str):
             raise ExpressionError(f"an expression is text, got {type(text).__name__}")
+        from nodegraph.curve import Curve
+
+        if keys is not None and not isinstance(keys, Curve):
+            raise ExpressionError(f"an expression's keys are a Curve, got {type(keys).__name__}")
         self.text = text
         self.variables = frozenset(variables)
+        #: Animation keys saved with the expression (Nuke's ``{"curve+1" x1 0 x10 5}``): what
+        #: ``curve`` / ``y`` read in it; None when it has none (``curve`` is then 0).
+        self.keys = keys
         self._program = _program(text, self.variables)
 
     def __repr__(self) -> str:
         extra = f", variables={sorted(self.variables)!r}" if self.variables else ""
+        extra += f", keys={self.keys!r}" if self.keys is not None else ""
         return f"Expression({self.text!r}{extra})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Expression) and (self.text, self.variables) == (other.text, other.variables)
+        return isinstance(other, Expression) and ((self.text, self.variables, self.keys)
+                                                  == (other.text, other.variables, other.keys))
 
     def __hash__(self) -> int:
-        return hash((Expression, self.text, self.variables))
+        return hash((Expression, self.text, self.variables, self.keys))
 
     def __reduce__(self):
-        return (Expression, (self.text, tuple(sorted(self.variables))))
+        return (Expression, (self.text, tuple(sorted(self.variables)), self.keys))
 
     def references(self) -> tuple[Reference, ...]:
         """The knobs this expression reads, in order of first appearance, without repeats."""

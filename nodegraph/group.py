@@ -6,7 +6,7 @@ its Input nodes (``Input1``, ``plate``, ...). Evaluating a group evaluates its O
 and Input are pass-throughs, so the inner nodes are hashed, cached and computed like any other
 (paths name them: ``Group1.Blur2``).
 
-User knobs (Nuke's ``addUserKnob``) are added per group with :meth:`Group.add_knob`; inner knobs
+User knobs (Nuke's ``addUserKnob``) are added per group with :meth:`Node.add_knob`; inner knobs
 read them through expressions (``parent.size``). A link knob (:meth:`Group.add_link`) exposes an
 inner knob on the group: reading or setting ``group["size"]`` reads or sets ``Blur1.size``.
 
@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-import types
-import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
@@ -39,18 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 gizmo_path: list[str] = []
 GIZMO_FORMAT_KEY = "nodegraph_gizmo"
 GIZMO_VERSION = 1
-
-#: User knob types: name -> (annotation, default).
-USER_KNOB_TYPES: dict[str, tuple[Any, Any]] = {
-    "float": (float, 0.0),
-    "int": (int, 0),
-    "bool": (bool, False),
-    "string": (str, ""),
-    "xy": (tuple[float, float], (0.0, 0.0)),
-    "xyz": (tuple[float, float, float], (0.0, 0.0, 0.0)),
-    "color": (tuple[float, float, float, float], (1.0, 1.0, 1.0, 1.0)),
-    "enum": (str, None),
-}
 
 #: The hidden link from a group to its Output node (evaluation only; never saved or listed).
 OUTPUT_LINK = "__output__"
@@ -91,44 +77,6 @@ class GroupOutput(Node):
         return "input"
 
 
-class UserKnob(pydantic.BaseModel):
-    """A user knob of a group (Nuke's ``addUserKnob``): name, type, default, label, tooltip."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    type: Literal["float", "int", "bool", "string", "xy", "xyz", "color", "enum"] = "float"
-    default: Any = None
-    label: str = ""
-    tooltip: str = ""
-    values: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-
-    @pydantic.model_validator(mode="after")
-    def _check(self) -> "UserKnob":
-        if not self.name.isidentifier():
-            raise ValueError(f"user knob name {self.name!r} is not an identifier")
-        if self.type == "enum" and not self.values:
-            raise ValueError(f"enum knob {self.name!r} needs its values")
-        return self
-
-    def field(self) -> tuple[Any, Any]:
-        annotation, default = USER_KNOB_TYPES[self.type]
-        if self.type == "enum":
-            annotation = Literal[tuple(self.values)]  # type: ignore[valid-type]
-            default = self.values[0]
-        if self.type in ("float", "int") and (self.minimum is not None or self.maximum is not None):
-            annotation = typing.Annotated[annotation, pydantic.Field(ge=self.minimum, le=self.maximum)]
-        if self.default is not None:
-            default = tuple(self.default) if isinstance(self.default, list) else self.default
-        doc = self.tooltip or self.label or f"user knob {self.name}"
-        return annotation, pydantic.Field(default=default, description=doc)
-
-    def as_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_defaults=True) | {"name": self.name}
-
-
 class Group(Node):
     """A subgraph as one node: Input nodes feed it, its Output node is what it gives.
 
@@ -145,42 +93,21 @@ class Group(Node):
         from .graph import Graph
 
         # each group gets its own class, so its user knobs and inputs are class-level as for any node
-        cls = types.new_class(type(self).__name__, (type(self),), {"abstract": True})
-        cls.__doc__ = type(self).__doc__
-        cls.__module__ = type(self).__module__
-        cls.Knobs = type(self).Knobs
-        cls.inputs = ()
-        self.__class__ = cls
+        self._own_class()
+        type(self).inputs = ()
         self.subgraph = Graph()
         self.subgraph.owner = self
-        self.user_knobs: dict[str, UserKnob] = {}
         self.link_knobs: dict[str, str] = {}
         self.gizmo: tuple[str, str] | None = None  # (name, version) of the gizmo definition it came from
         super().__init__(name, **knobs)
 
-    # --- user knobs ----------------------------------------------------------------------------
-    def add_knob(self, name: str, type: str = "float", default: Any = None, *, label: str = "",
-                 tooltip: str = "", values: tuple[str, ...] | list[str] = (), minimum: float | None = None,
-                 maximum: float | None = None) -> "Group":
-        """Add a user knob (``float``, ``int``, ``bool``, ``string``, ``xy``, ``xyz``, ``color``, ``enum``)."""
-        if name in type_knob_names(self) or name in self.link_knobs:
-            raise KnobError("a knob with this name already exists", node=self.path, knob=name)
-        try:
-            spec = UserKnob(name=name, type=type, default=default, label=label, tooltip=tooltip,
-                            values=tuple(values), minimum=minimum, maximum=maximum)
-        except pydantic.ValidationError as err:
-            raise KnobError(err.errors()[0]["msg"].removeprefix("Value error, "), node=self.path,
-                            knob=name) from None
-        self.user_knobs[name] = spec
-        self._rebuild_knobs()
-        return self
-
+    # --- user and link knobs -------------------------------------------------------------------
     def add_link(self, name: str, target: str) -> "Group":
         """Expose the inner knob ``target`` (``"Blur1.size"``) on the group as ``name``."""
         node_path, _, knob = target.rpartition(".")
         if not node_path or not knob:
             raise KnobError(f"link target {target!r} must be NODE.KNOB", node=self.path, knob=name)
-        if name in type_knob_names(self) or name in self.link_knobs:
+        if self.has_knob(name):
             raise KnobError("a knob with this name already exists", node=self.path, knob=name)
         self.link_knobs[name] = target
         self._knobs_changed()
@@ -197,16 +124,6 @@ class Group(Node):
             raise KnobError(f"link knob points at {self.link_knobs[name]!r}, which does not exist",
                             node=self.path, knob=name)
         return inner, knob
-
-    def _rebuild_knobs(self) -> None:
-        cls = type(self)
-        fields = {n: k.field() for n, k in self.user_knobs.items()}
-        model = pydantic.create_model(f"{cls.__name__}Knobs", __base__=Group.Knobs, **fields)
-        values = self.knobs.model_dump() if hasattr(self, "knobs") else {}
-        cls.Knobs = model
-        self.knobs = model(**{k: v for k, v in values.items() if k in model.model_fields})
-        self.knobs._owner = self
-        self._knobs_changed()
 
     def set(self, **values: Any) -> "Group":
         links = {k: values.pop(k) for k in list(values) if k in self.link_knobs}
@@ -280,10 +197,6 @@ class Group(Node):
         return out
 
 
-def type_knob_names(node: Node) -> list[str]:
-    return list(type(node.knobs).model_fields)
-
-
 # --- gizmos ------------------------------------------------------------------------------------------
 
 def _search_path() -> list[Path]:
@@ -348,17 +261,9 @@ def apply_definition(group: Group, data: dict[str, Any], *, source: str | None, 
                      strict: bool = True) -> list[DocumentError]:
     """Fill ``group`` from definition data (user knobs, subgraph, link knobs); returns the semantic
     problems of the subgraph (unknown types, bad knob values) for the caller to report."""
-    from .document import load_body
+    from .document import apply_user_knobs, load_body
 
-    for i, spec in enumerate(data.get("user_knobs", []) or []):
-        if not isinstance(spec, dict) or "name" not in spec:
-            raise DocumentError("a user knob is an object with a name", json_path=f"{json_path}.user_knobs[{i}]",
-                                path=source)
-        spec = dict(spec)
-        try:
-            group.add_knob(spec.pop("name"), **spec)
-        except (KnobError, TypeError) as err:
-            raise DocumentError(str(err), json_path=f"{json_path}.user_knobs[{i}]", path=source) from None
+    apply_user_knobs(group, data.get("user_knobs", []) or [], source=source, json_path=json_path)
     problems = load_body(group.subgraph, data.get("graph", {}), strict=strict, source=source,
                          json_path=f"{json_path}.graph")
     links = data.get("link_knobs", {}) or {}
@@ -372,5 +277,5 @@ def apply_definition(group: Group, data: dict[str, Any], *, source: str | None, 
     return problems
 
 
-__all__ = ["Group", "GroupInput", "GroupOutput", "UserKnob", "apply_definition", "find_gizmo", "gizmo_path",
+__all__ = ["Group", "GroupInput", "GroupOutput", "apply_definition", "find_gizmo", "gizmo_path",
            "instantiate_gizmo", "save_gizmo"]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import Context
     from .graph import Graph
     from .image import Image
+    from .userknob import UserKnob
 
 
 #: Resolved animated knob values kept per graph (until any change to the graph) before starting over.
@@ -94,6 +95,11 @@ class Node:
         self.name = name
         self.graph: Graph | None = None
         self.invalid_knobs: dict[str, tuple[Any, str]] = {}
+        #: Knobs added to this node alone (:meth:`add_knob`), by name, in order.
+        self.user_knobs: dict[str, "UserKnob"] = getattr(self, "user_knobs", {})
+        #: Data other tools keep with the node, JSON only (``extras["nuke"]``: what a .nk script said
+        #: beyond the knobs nodegraph maps, so that writing it back loses nothing).
+        self.extras: dict[str, Any] = {}
         #: Knobs holding a curve or an expression (whole or per component), by knob name.
         self.animated: dict[str, animation.Animated] = {}
         self._static_digest: bytes | None = None
@@ -109,6 +115,50 @@ class Node:
             self.set(**moving)
 
     # --- knobs ----------------------------------------------------------------------------
+    def add_knob(self, name: str, type: str = "float", default: Any = None, *, label: str = "",
+                 tooltip: str = "", values: tuple[str, ...] | list[str] = (), minimum: float | None = None,
+                 maximum: float | None = None) -> "Node":
+        """Add a user knob to this node alone (Nuke's ``addUserKnob``): ``float``, ``int``, ``bool``,
+        ``string``, ``xy``, ``xyz``, ``rgb``, ``color`` or ``enum`` (with ``values``)."""
+        from .userknob import UserKnob
+
+        if self.has_knob(name):
+            raise KnobError("a knob with this name already exists", node=self.path, knob=name)
+        try:
+            spec = UserKnob(name=name, type=type, default=default, label=label, tooltip=tooltip,
+                            values=tuple(values), minimum=minimum, maximum=maximum)
+        except pydantic.ValidationError as err:
+            raise KnobError(err.errors()[0]["msg"].removeprefix("Value error, "), node=self.path,
+                            knob=name) from None
+        self._own_class()
+        self.user_knobs[name] = spec
+        cls = self.__class__  # ``type`` is the argument here
+        fields = {n: k.field() for n, k in self.user_knobs.items()}
+        model = pydantic.create_model(f"{cls.__name__}Knobs", __base__=cls._base_knobs, **fields)
+        values_now = self.knobs.model_dump()
+        try:
+            knobs = model(**{k: v for k, v in values_now.items() if k in model.model_fields})
+        except pydantic.ValidationError as err:  # a default outside its own range
+            del self.user_knobs[name]
+            raise _knob_error(self.path, err, name) from None
+        cls.Knobs = model
+        self.knobs = knobs
+        self.knobs._owner = self
+        self._knobs_changed()
+        return self
+
+    def _own_class(self) -> None:
+        """Give this node a class of its own (once), so knobs and inputs can change per instance."""
+        cls = type(self)
+        if cls.__dict__.get("_own_instance_class", False):
+            return
+        own = types.new_class(cls.__name__, (cls,), {"abstract": True})
+        own.__doc__, own.__module__ = cls.__doc__, cls.__module__
+        own.Knobs, own.inputs = cls.Knobs, cls.inputs
+        own._base_knobs = cls.Knobs
+        own._own_instance_class = True
+        self.__class__ = own
+
     def _knobs_changed(self) -> None:
         self._static_digest = None
         if self.graph is not None:
@@ -202,8 +252,8 @@ class Node:
         alternative = getattr(ref, "alternative", None)
         if alternative is not None and self._reference_target(ref) is None:
             ref = alternative
-        if tuple(ref.path) == () and ref.knob == "curve":
-            return 0.0  # the keys stored with an expression: nodegraph keeps none beside one, so 0 as in Nuke
+        if animation.is_own_curve(ref):
+            return 0.0  # an expression without keys of its own reads ``curve`` as 0, as in Nuke
         return self._lookup_one(ref, frame, index_hint)
 
     def reference_node(self, path: tuple[str, ...]) -> "Node | None":

@@ -1,0 +1,74 @@
+"""User knobs on any node (Nuke's addUserKnob on a NoOp, a Grade...), extras kept with a node, and
+expressions that carry animation keys of their own (``curve`` inside the expression)."""
+
+from __future__ import annotations
+
+import pytest
+
+import nodegraph as ng
+from nodegraph.document import dumps, loads
+
+
+def test_a_user_knob_on_a_plain_node_drives_another_node_through_an_expression() -> None:
+    g = ng.Graph()
+    ctrl = g.add("NoOp", "Controls")
+    ctrl.add_knob("gain", "float", 2.0, label="Gain", minimum=0, maximum=10)
+    ctrl.add_knob("tint", "rgb", (1.0, 0.5, 0.25))
+    g.add("Grade", "Grade1", multiply=ng.Expression("Controls.gain * Controls.tint.g"))
+    assert g["Grade1"].value("multiply", 1) == pytest.approx(1.0)
+    ctrl.set(gain=4.0)
+    assert g["Grade1"].value("multiply", 1) == pytest.approx(2.0)
+    assert [i.kind for i in g.validate()] == ["missing_input", "missing_input"]  # no bad_reference
+    g["Grade1"].set(multiply=ng.Expression("Controls.gains"))
+    assert [i.kind for i in g.validate() if i.node == "Grade1"] == ["missing_input", "bad_reference"]
+    with pytest.raises(ng.KnobError, match="gain"):
+        ctrl.set(gain=11.0)  # outside the knob's own range
+    with pytest.raises(ng.KnobError, match="already exists"):
+        ctrl.add_knob("gain")
+    with pytest.raises(ng.KnobError, match="already exists"):
+        g["Grade1"].add_knob("multiply")
+
+
+def test_user_knobs_belong_to_one_instance() -> None:
+    g = ng.Graph()
+    a, b = g.add("NoOp", "A"), g.add("NoOp", "B")
+    a.add_knob("size", "int", 3)
+    assert a["size"] == 3 and "size" not in b.knob_names() and "size" not in ng.registry.get("NoOp").knob_names()
+    assert type(a).type_name == "NoOp" and isinstance(a, ng.registry.get("NoOp"))
+
+
+def test_user_knobs_and_extras_survive_a_document_round_trip() -> None:
+    g = ng.Graph()
+    ctrl = g.add("NoOp", "Controls")
+    ctrl.add_knob("mode", "enum", values=("fast", "best"))
+    ctrl.add_knob("amount", "float", 0.5)
+    ctrl.set(mode="best", amount=ng.Curve.parse("{curve x1 0 x10 1}"))
+    ctrl.extras["nuke"] = {"lines": [["xpos", "-537"], ["tile_color", "0xff0000ff"]]}
+    back = loads(dumps(g))
+    node = back["Controls"]
+    assert list(node.user_knobs) == ["mode", "amount"]
+    assert node["mode"] == "best" and node.value("amount", 10) == pytest.approx(1.0)
+    assert node.extras == ctrl.extras
+    assert dumps(back) == dumps(g)
+
+
+def test_a_document_user_knob_that_is_malformed_names_its_place() -> None:
+    doc = '{"nodegraph": 2, "nodes": {"N": {"type": "NoOp", "user_knobs": [{"name": "x", "type": "vector"}]}}}'
+    with pytest.raises(ng.DocumentError, match=r"nodes\.N\.user_knobs\[0\]"):
+        loads(doc)
+
+
+def test_an_expression_reads_its_own_keys_as_curve() -> None:
+    keys = ng.Curve.parse("{curve L x1 0 x11 10}")
+    g = ng.Graph()
+    g.add("Grade", "G", multiply=ng.Expression("curve * 2 + 1", keys=keys))
+    assert g["G"].value("multiply", 6) == pytest.approx(11.0)
+    assert g["G"].value("multiply", 11) == pytest.approx(21.0)
+    g.add("Grade", "H", multiply=ng.Expression("curve + 1"))  # no keys: curve reads 0, as in Nuke
+    assert g["H"].value("multiply", 6) == pytest.approx(1.0)
+    saved = g["G"].knob_values()["multiply"]
+    assert saved == {"expression": "curve * 2 + 1", "keys": keys.to_json()}
+    assert loads(dumps(g))["G"].value("multiply", 6) == pytest.approx(11.0)
+    assert ng.Expression("curve", keys=keys) != ng.Expression("curve")
+    with pytest.raises(ng.KnobError, match="Curve"):
+        ng.Expression("curve", keys=[1, 2])
