@@ -87,6 +87,14 @@ def render(
     half: bool = typer.Option(False, "--half", help="Evaluate in half precision."),
     allow_torchscript: bool = typer.Option(False, "--allow-torchscript",
                                            help="Let Inference nodes load TorchScript models (they run code)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS",
+                                            help="Render on a running Dask cluster, e.g. tcp://HOST:8786."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", metavar="local[:N]",
+                                          help="Start a Dask cluster of N worker processes here for the render."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1,
+                                       help="Dask: one worker per GPU (with --cluster), jobs need GPU=1; "
+                                            "implies --device cuda."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Dask: times a failed frame is retried."),
 ) -> None:
     """Render Write nodes over a frame range; exit code 1 if any frame failed."""
     import torch
@@ -116,10 +124,19 @@ def render(
                 say(progress.console, ("failed", "red"), f" {node} frame {frame}: {error}")
             progress.update(task, advance=1, description=f"{node} {frame}")
 
-        with progress:
-            result = run_render(graph, writes=write or None, frames=frames, workers=workers, device=device,
-                                dtype=torch.float16 if half else torch.float32, skip_existing=skip_existing,
-                                on_progress=on_progress, on_start=on_start, processes=processes)
+        options = dict(writes=write or None, frames=frames, workers=workers, device=device,
+                       dtype=torch.float16 if half else torch.float32, skip_existing=skip_existing,
+                       on_progress=on_progress, on_start=on_start, processes=processes)
+        if scheduler or cluster or gpus:
+            from .farm import open_client
+
+            if gpus and device == "cpu":
+                options["device"] = "cuda"
+            with open_client(scheduler, cluster if cluster or scheduler else "local", gpus=gpus) as client, progress:
+                result = run_render(graph, client=client, retries=retries, **options)
+        else:
+            with progress:
+                result = run_render(graph, **options)
     except ValidationError as err:
         _fail(err, 2)
     except NodeGraphError as err:

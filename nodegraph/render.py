@@ -1,12 +1,15 @@
 """Rendering: run the ``write`` tasks (Write nodes) of a graph over a frame range.
 
-Frames run in parallel on local workers: threads by default (no start-up cost, one shared cache;
-torch, OpenEXR and OpenImageIO release the GIL while they work), or processes with
-``processes=True`` (each loads the graph from its JSON document and keeps its own cache; a crash
-in a library takes down one worker, not the render). A failed frame never stops the others, and
-every failure is reported with its node, frame and message. The render drives each output through
-the task interface (:mod:`nodegraph.task`): a task whose plan is not ``in_order`` becomes one job
-per frame; an ``in_order`` one (a movie) runs whole, in order, in this process.
+One scheduling loop (:func:`_run_windowed`) runs the render's jobs on whatever a :class:`Runner`
+offers: the calling thread, threads (the default for several workers: no start-up cost, one shared
+cache; torch, OpenEXR and OpenImageIO release the GIL while they work), local processes with
+``processes=True`` (each loads the graph from its JSON document and keeps its own cache; a crash in
+a library takes down one worker, not the render), or the workers of a Dask cluster with
+``client=`` (:mod:`nodegraph.farm`). A failed frame never stops the others, and every failure is
+reported with its node, frame and message. The render drives each output through the task
+interface (:mod:`nodegraph.task`): a task whose plan is not ``in_order`` becomes one job per frame
+(or per chunk of frames sharing a batchable node); an ``in_order`` one (a movie) runs whole, in
+order, in one process.
 """
 
 from __future__ import annotations
@@ -105,29 +108,155 @@ def plan_jobs(outputs: list[Node], frames: Sequence[int] | None) -> list[TaskPla
     return plans
 
 
-# --- worker side --------------------------------------------------------------------------------
+# --- jobs: what every runner runs -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One unit of a render: ``frames`` of the task ``node``. ``whole``: the frames are the task's
+    whole in-order plan (a movie), run together in order; otherwise they are independent frames run
+    one after the other in one process, so they share its cache (and batchable nodes upstream,
+    such as Inference, compute them together)."""
+
+    node: str
+    frames: tuple[int, ...]
+    whole: bool = False
+
+
+class FramesFailed(Exception):
+    """Raised by a job run under a retrying runner (Dask) when any of its frames failed, so the
+    runner retries it; ``results`` holds every frame's result (plain tuples pickle everywhere)."""
+
+    def __init__(self, results: list[TaskResult]) -> None:
+        super().__init__([tuple(r) for r in results])
+
+    @property
+    def results(self) -> list[TaskResult]:
+        return [TaskResult(*r) for r in self.args[0]]
+
+
+def run_job(ev: Evaluator, job: Job, device: Any, dtype: torch.dtype) -> Iterator[TaskResult]:
+    """Run one job through the task interface; every failure becomes a result naming node and frame."""
+    if job.whole:
+        yield from _run_frames(ev, job.node, job.frames, device, dtype)
+        return
+    if len(job.frames) > 1:
+        batch_nodes = _batchable_upstream(ev.graph, [ev.graph.node(job.node)])
+        if batch_nodes:
+            _compute_ahead(ev, batch_nodes, sorted(set(job.frames)), resolve_device(device), dtype)
+    for f in job.frames:
+        yield from _run_frames(ev, job.node, (f,), device, dtype)
+
+
+def _run_frames(ev: Evaluator, node_name: str, frames: Sequence[int], device: Any,
+                dtype: torch.dtype) -> Iterator[TaskResult]:
+    """The task's results for ``frames``; when it cannot go on, its remaining frames fail by name."""
+    done: set[int | None] = set()
+    try:
+        for res in ev.graph.node(node_name).run_task(TaskRun(ev, device, dtype), frames):
+            done.add(res.frame)
+            yield res
+    except Exception as err:  # keep going: one bad frame must not lose the rest of the render
+        yield from (failed(node_name, f, err) for f in frames if f not in done)
+
+
+def job_failures(job: Job, err: BaseException) -> list[TaskResult]:
+    """The results of a job whose runner failed it (a retried job that still failed, a worker
+    that died or was lost): each of its frames, named."""
+    if isinstance(err, FramesFailed):
+        return err.results
+    reason = shorten_lines(f"worker failed: {type(err).__name__}: {err}")
+    return [TaskResult(job.node, f, None, f"node {job.node!r}, frame {f}: {reason}") for f in job.frames]
+
+
+# --- runners: what runs the jobs (threads, processes, a Dask cluster) ------------------------------
+class Runner:
+    """Runs jobs for :func:`render`'s one loop: ``submit(job)`` returns a ``concurrent.futures``
+    Future of the job's results; ``window`` jobs are kept submitted at a time; ``whole_tasks``:
+    in-order tasks (movies) run on it too, else in the driver after the frames. Used as a context
+    manager around the render."""
+
+    window: int = 1
+    whole_tasks: bool = False
+
+    def submit(self, job: Job) -> Future:
+        raise NotImplementedError
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+class InlineRunner(Runner):
+    """Each job runs at once in the calling thread (one worker, and always on CUDA)."""
+
+    def __init__(self, ev: Evaluator, dev: torch.device, dtype: torch.dtype) -> None:
+        self.ev, self.dev, self.dtype = ev, dev, dtype
+
+    def submit(self, job: Job) -> Future:
+        fut: Future = Future()
+        fut.set_result(list(run_job(self.ev, job, self.dev, self.dtype)))
+        return fut
+
+
+class ThreadRunner(Runner):
+    """Jobs on a thread pool sharing one evaluator (and cache); torch's threads split between them."""
+
+    def __init__(self, ev: Evaluator, workers: int, dev: torch.device, dtype: torch.dtype) -> None:
+        self.ev, self.workers, self.dev, self.dtype = ev, workers, dev, dtype
+        self.window = 2 * workers
+
+    def __enter__(self) -> "ThreadRunner":
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.workers))  # no oversubscription
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="render")
+        return self
+
+    def submit(self, job: Job) -> Future:
+        return self.pool.submit(lambda: list(run_job(self.ev, job, self.dev, self.dtype)))
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(self._threads)
+
+
+class ProcessRunner(Runner):
+    """Jobs on local processes, each loading the graph from its JSON document once, with its own cache."""
+
+    def __init__(self, graph: Graph, workers: int, dev: torch.device, dtype: torch.dtype,
+                 cache_bytes: int | None) -> None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        self.window = 2 * workers
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                        initializer=_worker_init,
+                                        initargs=(graph.to_dict(), str(dev), dtype_name(dtype), threads, cache_bytes))
+
+    def submit(self, job: Job) -> Future:
+        return self.pool.submit(_process_job, job)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 _WORKER: dict[str, Any] = {}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def worker_evaluator(doc: dict[str, Any], cache_bytes: int | None) -> Evaluator:
+    """The evaluator a worker process renders with: the graph loaded from its JSON document."""
+    return Evaluator(Graph.from_dict(doc), max_cache_bytes=cache_bytes, admit_on_reuse=True)
 
 
 def _worker_init(doc: dict[str, Any], device: str, dtype: str, threads: int, cache_bytes: int | None) -> None:
     torch.set_num_threads(max(1, threads))
-    graph = Graph.from_dict(doc)
-    _WORKER["evaluator"] = Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
-    _WORKER["device"] = device
-    _WORKER["dtype"] = getattr(torch, dtype)
+    _WORKER.update(evaluator=worker_evaluator(doc, cache_bytes), device=device, dtype=getattr(torch, dtype))
 
 
-def _run_job(node_name: str, frame: int) -> list[TaskResult]:
-    ev: Evaluator = _WORKER["evaluator"]
-    return _execute(ev, node_name, frame, _WORKER["device"], _WORKER["dtype"])
-
-
-def _execute(ev: Evaluator, node_name: str, frame: int, device: Any, dtype: torch.dtype) -> list[TaskResult]:
-    """One frame of one task, as a job: every failure becomes a result naming node and frame."""
-    try:
-        return list(ev.graph.node(node_name).run_task(TaskRun(ev, device, dtype), [frame]))
-    except Exception as err:  # keep going: one bad frame must not lose the rest of the render
-        return [failed(node_name, frame, err)]
+def _process_job(job: Job) -> list[TaskResult]:
+    return list(run_job(_WORKER["evaluator"], job, _WORKER["device"], _WORKER["dtype"]))
 
 
 # --- driver ---------------------------------------------------------------------------------------
@@ -145,6 +274,9 @@ def render(
     cache_bytes: int | None = None,
     processes: bool = False,
     batch_frames: int = 4,
+    client: Any = None,
+    retries: int = 2,
+    resources: dict[str, float] | None = None,
 ) -> RenderResult:
     """Render output nodes over frames. Validates first; never stops at the first failed frame.
 
@@ -153,11 +285,20 @@ def render(
     ``NODEGRAPH_RENDER_CACHE_GB``, 0.5 GiB) that stores an image only once a second frame asks
     for it: what frames share (a still, a held frame) stays, a frame's own results never pile
     up, so memory stays flat over any range.
+
+    ``client``: a ``dask.distributed.Client``; the frames then run on its cluster's workers
+    (:mod:`nodegraph.farm`), a failed job is retried ``retries`` times, ``resources`` are what each
+    job needs of a worker (default ``{"GPU": 1}`` on CUDA when the workers declare GPUs).
     """
     t0 = time.perf_counter()
     outputs = _select_outputs(graph, writes)
     graph.check(outputs)
-    dev = resolve_render_device(device)
+    if client is not None:
+        from .farm import check_device
+
+        dev = check_device(device)  # resolved on each worker (the driver may have no GPU)
+    else:
+        dev = resolve_render_device(device)
     frame_list = parse_frames(frames) if isinstance(frames, str) else frames
     plans = plan_jobs(outputs, frame_list)
     result = RenderResult()
@@ -176,11 +317,6 @@ def render(
     if on_start is not None:
         on_start(frame_count + sum(len(p.frames) for p in plans if p.in_order))
 
-    def frame_jobs() -> Iterator[tuple[str, int]]:
-        for plan in plans:
-            if not plan.in_order:
-                yield from ((plan.node, f) for f in plan.frames if (plan.node, f) not in skipped)
-
     def record(results: Iterable[TaskResult]) -> None:
         for res in results:
             if res.error is None:
@@ -190,33 +326,48 @@ def render(
             if on_progress is not None:
                 on_progress(res.node, res.frame, res.path, res.error)
 
+    def collect(job: Job, fut: Future) -> None:
+        try:
+            record(fut.result())
+        except Exception as err:  # retried and still failing, or its worker died: name the frames
+            record(job_failures(job, err))
+
     workers = max(1, int(workers))
     if dev.type == "cuda":
         workers = 1  # one process owns the GPU; frames still batch through its cache
     if cache_bytes is None:
         cache_bytes = RENDER_CACHE_BYTES
     ev = Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
-    if workers == 1 or frame_count <= 1:
-        batch_nodes = _batchable_upstream(graph, outputs) if batch_frames > 1 else []
-        jobs = frame_jobs()
-        while chunk := list(islice(jobs, batch_frames if batch_nodes else 1)):
-            if len(chunk) > 1:
-                _compute_ahead(ev, batch_nodes, sorted({f for _, f in chunk}), dev, dtype)
-            for name, f in chunk:
-                record(_execute(ev, name, f, dev, dtype))
+    batchable = bool(batch_frames > 1 and _batchable_upstream(graph, outputs))
+    chunk = batch_frames if batchable else 1
+    runner: Runner
+    if client is not None:
+        from .farm import DaskRunner
+
+        runner = DaskRunner(client, graph, device, dtype, cache_bytes, retries=retries, resources=resources)
+    elif workers == 1 or frame_count <= 1:
+        runner = InlineRunner(ev, dev, dtype)
     elif processes:
-        _render_parallel(graph, frame_jobs(), min(workers, frame_count), dev, dtype, cache_bytes, record)
+        runner, chunk = ProcessRunner(graph, min(workers, frame_count), dev, dtype, cache_bytes), 1
     else:
-        _render_threads(ev, frame_jobs(), min(workers, frame_count), dev, dtype, record)
-    for plan in plans:
-        if plan.in_order:
-            done: set[int | None] = set()
-            try:
-                for res in tasks[plan.node].run_task(TaskRun(ev, dev, dtype), plan.frames):
-                    record([res])
-                    done.add(res.frame)
-            except Exception as err:  # a task that could not go on: its other frames fail, the render goes on
-                record(failed(plan.node, f, err) for f in plan.frames if f not in done)
+        runner, chunk = ThreadRunner(ev, min(workers, frame_count), dev, dtype), 1
+
+    def jobs() -> Iterator[Job]:
+        for plan in plans:
+            if plan.in_order:
+                if runner.whole_tasks:
+                    yield Job(plan.node, tuple(plan.frames), whole=True)
+                continue
+            todo = (f for f in plan.frames if (plan.node, f) not in skipped)
+            while part := tuple(islice(todo, chunk)):
+                yield Job(plan.node, part)
+
+    with runner:
+        _run_windowed(runner.submit, jobs(), runner.window, collect)
+    if not runner.whole_tasks:  # in-order tasks (movies) run whole here, their progress streamed
+        for plan in plans:
+            if plan.in_order:
+                record(run_job(ev, Job(plan.node, tuple(plan.frames), whole=True), dev, dtype))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -243,54 +394,22 @@ def _compute_ahead(ev: Evaluator, nodes: list[Node], frames: list[int], dev: tor
             continue
 
 
-def _run_windowed(submit: Callable[[str, int], Future], jobs: Iterator[tuple[str, int]], window: int,
-                  collect: Callable[[tuple[str, int], Future], None]) -> None:
-    """Keep at most ``window`` jobs submitted at a time (never the whole range), collecting each
-    as it completes; on an exception (Ctrl-C) drop the jobs not started and re-raise."""
-    pending: dict[Future, tuple[str, int]] = {}
+def _run_windowed(submit: Callable[[Job], Future], jobs: Iterator[Job], window: int,
+                  collect: Callable[[Job, Future], None]) -> None:
+    """The one scheduling loop: keep at most ``window`` jobs submitted at a time (never the whole
+    range), collecting each as it completes; on an exception (Ctrl-C) cancel the jobs not
+    started and re-raise."""
+    pending: dict[Future, Job] = {}
     try:
         for job in islice(jobs, window):
-            pending[submit(*job)] = job
+            pending[submit(job)] = job
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 collect(pending.pop(fut), fut)
                 for job in islice(jobs, 1):
-                    pending[submit(*job)] = job
+                    pending[submit(job)] = job
     except BaseException:
         for fut in pending:
             fut.cancel()
         raise
-
-
-def _render_threads(ev: Evaluator, jobs: Iterator[tuple[str, int]], workers: int, dev: torch.device,
-                    dtype: torch.dtype, record: Callable[..., None]) -> None:
-    """Frames on a thread pool sharing one evaluator; results are recorded on this thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))  # no oversubscription
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render") as pool:
-            _run_windowed(lambda name, f: pool.submit(_execute, ev, name, f, dev, dtype), jobs, 2 * workers,
-                          lambda job, fut: record(fut.result()))
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _render_parallel(graph: Graph, jobs: Iterator[tuple[str, int]], workers: int, dev: torch.device,
-                     dtype: torch.dtype, cache_bytes: int | None, record: Callable[..., None]) -> None:
-    doc = graph.to_dict()
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context("spawn")
-    dtype_name = str(dtype).replace("torch.", "")
-
-    def collect(job: tuple[str, int], fut: Future) -> None:
-        name, f = job
-        try:
-            record(fut.result())
-        except Exception as err:  # a worker died (killed, out of memory): name the frame
-            record([TaskResult(name, f, None, shorten_lines(
-                f"node {name!r}, frame {f}: worker failed: {type(err).__name__}: {err}"))])
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(doc, str(dev), dtype_name, threads, cache_bytes)) as pool:
-        _run_windowed(lambda name, f: pool.submit(_run_job, name, f), jobs, 2 * workers, collect)
