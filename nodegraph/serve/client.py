@@ -17,7 +17,7 @@ import torch
 from google.protobuf.message import DecodeError
 
 from .protocol import (HEADER_BYTES, TOKEN_OPTION, ProtocolError, RemoteError, ServerUnavailableError,
-                       frame_request, image_to_tensor, parse_header, pb, recv_exactly, tensor_to_image)
+                       fill_image, image_to_tensor, parse_header, pb, recv_exactly, send_message)
 
 #: Largest answer read (protobuf messages stop at 2 GiB anyway).
 MAX_RESPONSE_BYTES = (2 << 30) - 1
@@ -32,7 +32,7 @@ def exchange(host: str, port: int, request: pb.RequestWrapper, *, timeout: float
     try:
         with socket.create_connection((host, port), timeout=min(timeout, 30.0)) as sock:
             sock.settimeout(timeout)
-            sock.sendall(frame_request(request))
+            send_message(sock, request)
             total = parse_header(recv_exactly(sock, HEADER_BYTES, idle=timeout, deadline=deadline,
                                               what="answer's length header"))
             if not HEADER_BYTES <= total <= MAX_RESPONSE_BYTES:
@@ -135,7 +135,7 @@ def infer(host: str, port: int, model: pb.Model, pixels: torch.Tensor, *, timeou
     returns the first image of the answer as ``[C', H', W']`` float32 on the CPU."""
     request = pb.RequestWrapper(info=True)
     request.r2.model.CopyFrom(model)
-    request.r2.images.append(tensor_to_image(pixels))
+    fill_image(request.r2.images.add(), pixels)
     answer = exchange(host, port, request, timeout=timeout)
     if not answer.HasField("r2") or not answer.r2.images:
         raise ProtocolError(f"the server at {host}:{port} answered the inference request without an image")

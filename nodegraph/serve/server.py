@@ -32,8 +32,8 @@ from nodegraph.errors import NodeGraphError
 from nodegraph.ml import infer
 
 from .catalog import Catalog, ServedModel
-from .protocol import (HEADER_BYTES, TOKEN_OPTION, ProtocolError, ServeError, TruncatedError, error_response, frame_response,
-                       image_to_tensor, parse_header, pb, recv_exactly, tensor_to_image)
+from .protocol import (HEADER_BYTES, TOKEN_OPTION, ProtocolError, ServeError, TruncatedError, error_response, fill_image,
+                       image_to_tensor, parse_header, pb, recv_exactly, send_message)
 
 log = logging.getLogger("nodegraph.serve")
 
@@ -243,8 +243,15 @@ class MLServer:
     def _send(self, conn: socket.socket, answer: pb.RespondWrapper) -> None:
         try:
             conn.settimeout(self.config.read_timeout)
-            conn.sendall(frame_response(answer))
+            send_message(conn, answer)
             conn.shutdown(socket.SHUT_WR)
+            # lingering close: closing with unread bytes (a request refused before it was read
+            # whole) makes the kernel reset the connection, which can destroy the answer in flight
+            end = time.monotonic() + 0.5
+            while (left := end - time.monotonic()) > 0:
+                conn.settimeout(left)
+                if not conn.recv(1 << 16):
+                    break
         except OSError:
             self.count("send_failed")
         finally:
@@ -334,7 +341,7 @@ class MLServer:
         out = pb.RespondWrapper(info=True)
         out.r2.num_images = 1
         out.r2.num_objects = 0
-        out.r2.images.append(tensor_to_image(y))
+        fill_image(out.r2.images.add(), y)
         return out
 
 
