@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import types
 from typing import Annotated
 
@@ -46,7 +47,7 @@ class RemoteInference(Node):
         model: str = ""
         """Name of the model on the server, as `nodegraph serve` lists it (the .cat file's name without .cat)."""
         token: str = ""
-        """The server's shared token, if it was started with --token; empty: none."""
+        """The server's shared token, if it was started with --token; empty: $NODEGRAPH_SERVE_TOKEN if set (keeps it out of saved graphs)."""
         knobValues: KnobValuesKnob = Field(default_factory=dict)
         """The model's custom knob values as a JSON object {knob name: value}; unset knobs take the model's defaults."""
         timeout: Annotated[float, Field(gt=0)] = 600.0
@@ -72,7 +73,8 @@ class RemoteInference(Node):
                                      "sends one")
             cin, cout = spec_channels(served.inputs[0]), spec_channels(served.outputs[0])
             try:
-                request = client.request_model(served, dict(k.knobValues), k.token)
+                token = k.token or os.environ.get("NODEGRAPH_SERVE_TOKEN", "")
+                request = client.request_model(served, dict(k.knobValues), token)
             except KeyError as err:
                 raise KnobError(f"model {k.model!r} has no option {err.args[0]!r}", node=self.name,
                                 knob=f"knobValues.{err.args[0]}") from None

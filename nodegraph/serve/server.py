@@ -9,7 +9,9 @@ share the GPU's batch throughput. Anything wrong with a request is answered with
 message naming the problem (malformed length headers too, when the connection still takes
 writes); the server keeps serving. A client that sends nothing for ``idle_timeout`` seconds,
 or does not finish its message within ``read_timeout``, is disconnected. At most
-``max_connections`` are served at once; more are answered "busy" at once.
+``max_connections`` are served at once, and requests holding more than ``max_inflight_bytes``
+together are not read; more are answered "busy" at once, so memory stays bounded whatever the
+clients send.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class ServerConfig:
     max_message_bytes: int = 1 << 30
     max_pixels: int = 64 * 1024 * 1024
     max_connections: int = 64
+    max_inflight_bytes: int = 4 << 30
 
 
 @dataclass
@@ -145,6 +148,7 @@ class MLServer:
         self._sock: socket.socket | None = None
         self._threads: set[threading.Thread] = set()
         self._active = threading.Semaphore(self.config.max_connections)
+        self._inflight = 0  # bytes of the requests being read or run
         self._stop = threading.Event()
         self.batcher: Batcher | None = None
         self._acceptor: threading.Thread | None = None
@@ -225,7 +229,7 @@ class MLServer:
                 continue
             if not self._active.acquire(blocking=False):
                 self.count("busy")
-                self._send(conn, error_response("the server is busy (too many connections); try again"))
+                self._send(conn, error_response("the server is busy (too many connections); try again"), linger=False)
                 continue
             t = threading.Thread(target=self._connection, args=(conn,), name="nodegraph-serve-conn", daemon=True)
             self._threads.add(t)
@@ -240,11 +244,24 @@ class MLServer:
             self._active.release()
             self._threads.discard(threading.current_thread())
 
-    def _send(self, conn: socket.socket, answer: pb.RespondWrapper) -> None:
+    def _reserve(self, length: int) -> bool:
+        with self._stats_lock:
+            if self._inflight + length > self.config.max_inflight_bytes:
+                return False
+            self._inflight += length
+            return True
+
+    def _release(self, length: int) -> None:
+        with self._stats_lock:
+            self._inflight -= length
+
+    def _send(self, conn: socket.socket, answer: pb.RespondWrapper, *, linger: bool = True) -> None:
         try:
             conn.settimeout(self.config.read_timeout)
             send_message(conn, answer)
             conn.shutdown(socket.SHUT_WR)
+            if not linger:
+                return
             # lingering close: closing with unread bytes (a request refused before it was read
             # whole) makes the kernel reset the connection, which can destroy the answer in flight
             end = time.monotonic() + 0.5
@@ -260,31 +277,42 @@ class MLServer:
     def _answer(self, conn: socket.socket) -> pb.RespondWrapper | None:
         """The answer to the one request on ``conn``, or None when there is nobody to answer."""
         c = self.config
-        length = None
         try:
             length = parse_header(recv_exactly(conn, HEADER_BYTES, idle=c.idle_timeout, what="length header"))
-            if length == 0 or length > c.max_message_bytes:
-                self.count("errors")
-                return error_response(f"a request of {length:,} bytes: requests must have 1 to "
-                                      f"{c.max_message_bytes:,} bytes (the server's --max-message-mb)")
-            data = recv_exactly(conn, length, idle=c.idle_timeout, deadline=time.monotonic() + c.read_timeout)
-        except socket.timeout:
-            self.count("timeouts")
-            conn.close()
-            return None
         except TruncatedError as err:
-            self.count("errors" if err.received else "empty")
-            if not err.received and length is None:  # connected and left: nobody to answer
+            if not err.received:  # connected and left: nobody to answer
+                self.count("empty")
                 conn.close()
                 return None
-            return error_response(err.message)
-        except ProtocolError as err:
+            return self._failed(conn, err)
+        except (ProtocolError, OSError) as err:
+            return self._failed(conn, err)
+        if length == 0 or length > c.max_message_bytes:
+            self.count("errors")
+            return error_response(f"a request of {length:,} bytes: requests must have 1 to "
+                                  f"{c.max_message_bytes:,} bytes (the server's --max-message-mb)")
+        if not self._reserve(length):
+            self.count("busy")
+            return error_response("the server is busy (too much image data in flight); try again")
+        try:
+            try:
+                data = recv_exactly(conn, length, idle=c.idle_timeout, deadline=time.monotonic() + c.read_timeout)
+            except (ProtocolError, OSError) as err:
+                return self._failed(conn, err)
+            return self._handle(data)
+        finally:
+            self._release(length)
+
+    def _failed(self, conn: socket.socket, err: Exception) -> pb.RespondWrapper | None:
+        """A read that failed: an Error answer for bad bytes; a silent or broken peer is dropped."""
+        if isinstance(err, ProtocolError):
             self.count("errors")
             return error_response(err.message)
-        except OSError:
-            self.count("errors")
-            conn.close()
-            return None
+        self.count("timeouts" if isinstance(err, socket.timeout) else "errors")
+        conn.close()
+        return None
+
+    def _handle(self, data: bytearray) -> pb.RespondWrapper:
         try:
             request = pb.RequestWrapper.FromString(data)
             del data

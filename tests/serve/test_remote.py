@@ -130,12 +130,17 @@ def test_output_scale_of_the_server(tmp_path, start_server, monkeypatch):
     torch.testing.assert_close(tiled.pixels, compute_node(inference(server, "Up"), input=image(h=400, w=500)).pixels)
 
 
-def test_token_knob(model_dir, start_server):
+def test_token_knob_or_environment(model_dir, start_server, monkeypatch):
+    monkeypatch.delenv("NODEGRAPH_SERVE_TOKEN", raising=False)
     server = start_server(model_dir, token="tok")
     with pytest.raises(NodeGraphError, match="token"):
         compute_node(remote(server, "Matte"), input=image())
     out = compute_node(remote(server, "Matte", token="tok"), input=image())
     assert "matte.alpha" in out.channels
+    monkeypatch.setenv("NODEGRAPH_SERVE_TOKEN", "tok")  # a farm's secret, kept out of the saved graph
+    assert "matte.alpha" in compute_node(remote(server, "Matte"), input=image()).channels
+    with pytest.raises(NodeGraphError, match="wrong token"):
+        compute_node(remote(server, "Matte", token="other"), input=image())  # the knob wins
 
 
 def test_no_server_is_a_clear_error():

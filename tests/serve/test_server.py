@@ -250,6 +250,21 @@ def test_too_many_connections_answered_busy(model_dir, start_server):
     assert answer.r1.num_models == 2
 
 
+def test_too_much_data_in_flight_answered_busy(model_dir, start_server):
+    server = start_server(model_dir, max_inflight_bytes=60_000, idle_timeout=5.0)
+    body = request_bytes(inference_request("Denoise", pixels()))  # 27 KB
+    with socket.create_connection(server.address, timeout=IO_TIMEOUT) as held:
+        held.sendall(body[:1000])  # a 27 KB request announced and half sent: its bytes are reserved
+        time.sleep(0.3)
+        second = send(server.address, body)  # 27 KB more still fit
+        assert not parse_answer(second).HasField("error")
+        with socket.create_connection(server.address, timeout=IO_TIMEOUT) as other:
+            other.sendall(body[:1000])
+            time.sleep(0.3)
+            assert "busy" in error_of(parse_answer(send(server.address, body)))  # 3 x 27 KB > 60 KB
+    still_serves(server)  # released when the held requests ended
+
+
 # --- token ----------------------------------------------------------------------------------------
 
 def test_token(model_dir, start_server):
