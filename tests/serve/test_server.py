@@ -314,7 +314,8 @@ def test_concurrent_requests_of_one_shape_share_a_batch(model_dir, start_server,
         time.sleep(0.01)
     for t in threads[1:]:
         t.start()
-    time.sleep(0.5)
+    while len(server.batcher._pending) < 4 and time.monotonic() < deadline:  # all four queued
+        time.sleep(0.01)
     gate.set()
     for t in threads:
         t.join(IO_TIMEOUT)
