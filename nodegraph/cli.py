@@ -166,6 +166,10 @@ def train(
     learning_rate: Optional[float] = typer.Option(None, "--learning-rate",
                                                   help="Peak learning rate (also on --resume, e.g. lower "
                                                        "after a divergence)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1,
+                                       help="Data-parallel on N GPUs of this host (N processes; with --device cpu, "
+                                            "N CPU processes). torchrun's and Nuke's COPYCAT_* variables are read "
+                                            "without it."),
 ) -> None:
     """Train a CopyCat node; Ctrl-C stops after a checkpoint (exit code 130), --resume continues."""
     from .graph import Graph
@@ -217,11 +221,13 @@ def train(
             say(progress.console, ("warning:", "yellow"), f" {info['message']}")
         elif kind == "checkpoint":
             say(progress.console, f"checkpoint {info['path']}")
+        elif kind == "ranks":
+            say(console, ", ".join(f"rank {rank}: pid {pid}" for rank, pid in info["pids"].items()))
 
     try:
         with progress:
             options = dict(epochs=epochs, steps=steps, resume=resume, compile=compile_, log_every=log_every,
-                           on_event=on_event, learning_rate=learning_rate)
+                           on_event=on_event, learning_rate=learning_rate, gpus=gpus)
             result = run_one(trainee, TaskRun(graph.evaluator, device, options=options))[0].detail
     except TrainingInterrupted as stop:
         r = stop.result
@@ -234,7 +240,8 @@ def train(
         _fail(err)
     loss = "-" if result.final_loss is None else f"{result.final_loss:.4g}"
     say(console, (f"trained {result.step:,} step(s) in {result.seconds:.1f}s, loss {loss}", "green"))
-    say(out, str(result.model_path))
+    if result.model_path is not None:  # None on the ranks > 0 of a distributed run: rank 0 writes
+        say(out, str(result.model_path))
 
 
 @app.command()

@@ -239,7 +239,7 @@ class Trainer:
                  steps: int | None = None, device: str | torch.device | None = None, resume: bool = False,
                  compile: bool = False, log_every: int = 10, on_event: EventHandler | None = None,
                  network: dict[str, Any] | None = None, learning_rate: float | None = None,
-                 frames: list[int] | None = None) -> None:
+                 frames: list[int] | None = None, dist: Any = None) -> None:
         if epochs is not None and steps is not None:
             raise TrainingError("give epochs or steps, not both")
         if learning_rate is not None and not (isinstance(learning_rate, (int, float))
@@ -263,6 +263,10 @@ class Trainer:
         self.name = self.node.name
         self.plan: Plan | None = None
         self.network_options = dict(network or {})
+        #: one rank of a data-parallel run (:class:`nodegraph.ml.distributed.Group`), or None;
+        #: only the main rank writes files
+        self.dist = dist
+        self.writes = dist is None or dist.is_main
 
     def emit(self, kind: str, **info: Any) -> None:
         self.on_event(kind, info)
@@ -470,7 +474,8 @@ class Trainer:
         plan = self.plan or self.prepare()
         k, dev, ds, model = self.node.knobs, self.dev, self.ds, self.model
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            if self.writes:
+                self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise KnobError(f"cannot create dataDirectory: {err.strerror or err}", node=self.name,
                             knob="dataDirectory", path=str(self.dir)) from None
@@ -480,13 +485,18 @@ class Trainer:
         if state is not None:
             self.model_id = state["model_id"]
             elapsed0 = float(state["elapsed_s"])
-            summary = Summary.resume(self.path(".summary"), plan.start_step)
         else:
             self.model_id = uuid.uuid4().hex
             elapsed0 = 0.0
+        if not self.writes:
+            summary, board = self.dist.quiet_reports()
+        elif state is not None:
+            summary = Summary.resume(self.path(".summary"), plan.start_step)
+        else:
             summary = Summary(self.path(".summary"))
-        board = Board(self.dir / "tensorboard", plan.start_step + 1)
-        fwd = model.forward_scales
+        if self.writes:
+            board = Board(self.dir / "tensorboard", plan.start_step + 1)
+        fwd = model.forward_scales if self.dist is None else self.dist.wrap(model)
         if self.compile:
             fwd = torch.compile(model.forward_scales)
         result = TrainResult(self.name, plan.start_step, plan.total_steps, None, None, self.dir, None,
@@ -519,6 +529,8 @@ class Trainer:
         def save(final: bool) -> None:
             check_finite()
             summary.flush()
+            if not self.writes:
+                return
             if not final:
                 p = self.path(f".{step}.cat")
                 self._save_cat(p, step, plan, elapsed())
@@ -538,6 +550,8 @@ class Trainer:
                     for group in opt.param_groups:
                         group["lr"] = lr
                     xb, yb = ds.sample(plan.batch_size, plan.crop_size, gen)
+                    if self.dist is not None:  # every rank draws the whole batch and keeps its share
+                        xb, yb = self.dist.share(xb), self.dist.share(yb)
                     xb = xb.to(dev, non_blocking=True)
                     yb = yb.to(dev, non_blocking=True)
                     if cuda:
@@ -545,16 +559,21 @@ class Trainer:
                     with amp:
                         preds = fwd(xb)
                     loss = multiscale_l1(preds, model.pyramid(yb))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-                    opt.step()
+                    if self.dist is None:
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                        opt.step()
+                    else:  # gradients exchanged (and the weights updated) at sync steps only
+                        loss, norm = self.dist.backward_step(loss, opt, step, plan.total_steps,
+                                                             int(k.checkpointInterval))
                     nonfinite.logical_or_(~torch.isfinite(loss.detach()) | ~torch.isfinite(norm))
                     step += 1
                     result.step = step
                     window.append(loss.detach())
                     if step % self.log_every == 0 or step == plan.total_steps:
-                        mean = float(torch.stack(window).float().mean())
+                        mean = torch.stack(window).float().mean()
+                        mean = float(mean if self.dist is None else self.dist.batch_mean(mean))
                         window.clear()
                         check_finite()  # the stream is synced by the read above: the flag costs a copy
                         now = time.perf_counter()
@@ -566,7 +585,7 @@ class Trainer:
                         rate = (step - plan.start_step) / max(1e-9, now - t0)
                         self.emit("log", step=step, total=plan.total_steps, loss=mean, lr=lr, steps_per_s=rate,
                                   eta_s=(plan.total_steps - step) / rate if rate > 0 else None)
-                    if k.imageInterval and step % k.imageInterval == 0:
+                    if k.imageInterval and step % k.imageInterval == 0 and self.writes:
                         result.contact_sheets.append(self._contact_sheet(step, board))
                         summary.flush()
                         model.train()
@@ -592,12 +611,14 @@ class Trainer:
         # the end: the model file, the resume file (a resume then has nothing left to do), graphs
         check_finite()
         summary.flush()
-        self._save_cat(self.path(".cat"), step, plan, elapsed())
-        result.model_path = self.path(".cat")
-        if self.preview is not None and (not result.previews or result.previews[-1].name != f"preview.{step}.png"):
-            result.previews.append(self._write_preview(step, board))
-        self._save_state(opt, gen, plan, step, elapsed())
-        self._plot(summary)
+        if self.writes:
+            self._save_cat(self.path(".cat"), step, plan, elapsed())
+            result.model_path = self.path(".cat")
+            if self.preview is not None and (not result.previews
+                                             or result.previews[-1].name != f"preview.{step}.png"):
+                result.previews.append(self._write_preview(step, board))
+            self._save_state(opt, gen, plan, step, elapsed())
+            self._plot(summary)
         board.close()
         self._finish(result, t0)
         self.emit("done", step=step, total=plan.total_steps, loss=result.final_loss, path=str(result.model_path))
@@ -700,7 +721,7 @@ def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, st
           device: str | torch.device | None = None, resume: bool = False, compile: bool = False,
           log_every: int = 10, on_event: EventHandler | None = None,
           network: dict[str, Any] | None = None, learning_rate: float | None = None,
-          frames: list[int] | None = None) -> TrainResult:
+          frames: list[int] | None = None, gpus: int | None = None, distributed: Any = None) -> TrainResult:
     """Train a CopyCat node; returns a :class:`TrainResult` (final loss, file paths).
 
     ``epochs`` or ``steps`` override the node's ``epochs``; ``device`` overrides
@@ -713,10 +734,27 @@ def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, st
     diverged run with a lower rate); ``frames`` replaces the node's data set frames.
     Ctrl-C or SIGTERM raises :class:`TrainingInterrupted` (a KeyboardInterrupt) after saving; a loss
     that becomes NaN or infinite raises :class:`TrainingDiverged` keeping the last good checkpoint.
+
+    Data-parallel (:mod:`nodegraph.ml.distributed`): ``gpus=N`` spawns N processes on this host
+    (one per GPU; on ``device="cpu"`` N CPU processes); ``distributed`` is this process's
+    :class:`~nodegraph.ml.distributed.DistConfig`, read by default from torchrun's or Nuke's
+    ``COPYCAT_*`` environment variables (``False``: never).
     """
-    trainer = Trainer(graph, node, epochs=epochs, steps=steps, device=device, resume=resume, compile=compile,
-                      log_every=log_every, on_event=on_event, network=network, learning_rate=learning_rate,
-                      frames=frames)
+    options = dict(epochs=epochs, steps=steps, resume=resume, compile=compile, log_every=log_every,
+                   on_event=on_event, network=network, learning_rate=learning_rate, frames=frames)
+    if gpus is not None and gpus > 1:
+        from .distributed import launch
+
+        return launch(graph, node, gpus, device=device, **options)
+    if distributed is None:
+        from .distributed import DistConfig
+
+        distributed = DistConfig.from_env()
+    if distributed:
+        from .distributed import run_rank
+
+        return run_rank(distributed, graph, node, device=device, **options)
+    trainer = Trainer(graph, node, device=device, **options)
     trainer.prepare()
     return trainer.run()
 

@@ -1,0 +1,160 @@
+"""Data-parallel CopyCat training on the CPU (gloo, 2 processes): the same seeds give the same
+weights as one process with the whole batch; rank 0 alone writes; Nuke's COPYCAT_* variables start
+the ranks; a rank killed with SIGKILL stops the other with a message naming it, and --resume then
+finishes the run with the weights one process would have."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import nodegraph as ng
+from nodegraph.ml.distributed import DistConfig, DistributedError, sync_window
+from nodegraph.ml.modelfile import load_cat
+from nodegraph.ml.report import read_summary
+from nodegraph.ml.train import train
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "ml"))
+from test_train import TINY, shot_graph  # noqa: E402
+
+STEPS = 40
+#: Collectives of the test runs give up after this (a hang would show as a failure, not a stall).
+TIMEOUT = "40"
+
+
+@pytest.fixture(autouse=True)
+def _short_timeout(monkeypatch):
+    monkeypatch.setenv("NODEGRAPH_DIST_TIMEOUT", TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The reference: one process, the whole batch of 4 crops."""
+    root = tmp_path_factory.mktemp("one")
+    result = train(shot_graph(root, checkpointInterval=1000), "CopyCat1", steps=STEPS, device="cpu",
+                   network=TINY, log_every=5, distributed=False)
+    return weights(result.model_path), read_summary(result.summary_path)
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_cat(path, device="cpu").module.state_dict()
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_two_ranks_give_the_weights_of_one_process(tmp_path, one_process):
+    reference, ref_rows = one_process
+    events = []
+    result = train(shot_graph(tmp_path, checkpointInterval=10), "CopyCat1", steps=STEPS, device="cpu", network=TINY,
+                   log_every=5, gpus=2, on_event=lambda kind, info: events.append((kind, info)))
+    assert result.step == result.total_steps == STEPS and result.batch_size == 4
+    assert_same_weights(weights(result.model_path), reference)
+    rows = read_summary(result.summary_path)
+    assert [r[0] for r in rows] == list(range(5, STEPS + 1, 5))  # each line once: rank 0 alone writes
+    for (_, loss, *_), (_, ref, *_) in zip(rows, ref_rows):
+        assert loss == pytest.approx(ref, rel=1e-4)  # the whole batch's loss, gathered from both ranks
+    plan = next(info for kind, info in events if kind == "plan")
+    assert plan["total_steps"] == STEPS and plan["batch_size"] == 4
+    assert sorted(p.name for p in result.checkpoints) == [f"CopyCat1.{s}.cat" for s in (10, 20, 30)]
+
+
+def test_batch_smaller_than_the_ranks_is_refused(tmp_path):
+    g = shot_graph(tmp_path, batchSize=1)
+    with pytest.raises(DistributedError, match="batch size 1 is smaller than the 2 ranks"):
+        train(g, "CopyCat1", steps=5, device="cpu", network=TINY, gpus=2)
+
+
+def test_environment_of_nuke_and_torchrun():
+    nuke = {"COPYCAT_MAIN_ADDR": "10.0.0.5", "COPYCAT_MAIN_PORT": "30000", "COPYCAT_RANK": "2",
+            "COPYCAT_WORLD_SIZE": "4", "COPYCAT_SYNC_INTERVAL": "8", "COPYCAT_LOCAL_ADDR": "10.0.0.7"}
+    cfg = DistConfig.from_env(nuke)
+    assert (cfg.rank, cfg.world_size, cfg.main_addr, cfg.main_port, cfg.sync_interval, cfg.local_addr) == \
+        (2, 4, "10.0.0.5", 30000, 8, "10.0.0.7")
+    torchrun = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "h", "MASTER_PORT": "29500",
+                "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    cfg = DistConfig.from_env(torchrun)
+    assert (cfg.rank, cfg.world_size, cfg.local_rank, cfg.agent_store, cfg.sync_interval) == (1, 2, 1, True, 1)
+    assert DistConfig.from_env({}) is None
+    assert DistConfig.from_env({**torchrun, "WORLD_SIZE": "1", "RANK": "0"}) is None
+    with pytest.raises(DistributedError, match="COPYCAT_MAIN_PORT not set"):
+        DistConfig.from_env({k: v for k, v in nuke.items() if k != "COPYCAT_MAIN_PORT"})
+    with pytest.raises(DistributedError, match="COPYCAT_RANK='4' must be a whole number from 0 to 3"):
+        DistConfig.from_env({**nuke, "COPYCAT_RANK": "4"})
+    with pytest.raises(DistributedError, match="COPYCAT_SYNC_INTERVAL='0'"):
+        DistConfig.from_env({**nuke, "COPYCAT_SYNC_INTERVAL": "0"})
+
+
+def test_sync_window_exchanges_at_intervals_checkpoints_and_the_end():
+    # interval 4, checkpoints every 10, 22 steps: sync at 4, 8, 10, 12, 16, 20, 22
+    assert [c for c in range(1, 23) if sync_window(c, 22, 4, 10)[1] == c] == [4, 8, 10, 12, 16, 20, 22]
+    assert sync_window(9, 22, 4, 10) == (8, 10)  # two steps accumulated, applied at the checkpoint
+    assert sync_window(21, 22, 4, 10) == (20, 22)
+    assert all(sync_window(c, 22, 1, 10) == (c - 1, c) for c in range(1, 23))
+
+
+RANK_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    import nodegraph as ng
+    from nodegraph.errors import NodeGraphError
+    from nodegraph.ml.train import train
+    from test_train import TINY
+    graph = ng.Graph.load({graph!r})
+    try:
+        train(graph, "CopyCat1", steps={steps}, device="cpu", network=TINY, log_every=5,
+              on_event=lambda kind, info: time.sleep(0.05) if kind == "step" else None)
+    except NodeGraphError as err:
+        print("error:", err, file=sys.stderr)
+        sys.exit(1)
+""")
+
+
+def test_killed_rank_stops_the_other_and_resume_finishes_the_run(tmp_path, one_process):
+    """Two ranks started as a Nuke farm would (COPYCAT_* variables); rank 1 is killed after the
+    first checkpoint; rank 0 stops naming it; --resume on 2 spawned ranks finishes the run."""
+    g = shot_graph(tmp_path, checkpointInterval=10)
+    g.save(tmp_path / "g.json")
+    script = RANK_SCRIPT.format(tests=str(Path(__file__).parents[1] / "ml"), graph=str(tmp_path / "g.json"),
+                                steps=STEPS)
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "COPYCAT_MAIN_ADDR": "127.0.0.1", "COPYCAT_MAIN_PORT": str(port),
+           "COPYCAT_WORLD_SIZE": "2", "COPYCAT_LOCAL_ADDR": "127.0.0.1", "NODEGRAPH_DIST_TIMEOUT": TIMEOUT,
+           "OMP_NUM_THREADS": "1"}
+    ranks = [subprocess.Popen([sys.executable, "-c", script], env={**env, "COPYCAT_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    ost = tmp_path / "train" / "CopyCat1.ost"
+    try:
+        deadline = time.monotonic() + 120
+        while not ost.exists() and ranks[1].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ost.exists() and ranks[1].poll() is None, ranks[1].communicate()
+        ranks[1].send_signal(signal.SIGKILL)
+        _, err = ranks[0].communicate(timeout=int(TIMEOUT) + 60)  # no hang: it stops by itself
+    finally:
+        for p in ranks:
+            if p.poll() is None:
+                p.kill()
+    assert ranks[0].returncode == 1, err
+    assert "rank 1 of 2 stopped" in err and "--resume" in err, err
+    assert not (tmp_path / "train" / "CopyCat1.cat").exists()
+
+    result = train(ng.Graph.load(tmp_path / "g.json"), "CopyCat1", steps=STEPS, device="cpu", network=TINY,
+                   log_every=5, gpus=2, resume=True)
+    assert 10 <= result.resumed_from < STEPS and result.step == STEPS
+    assert_same_weights(weights(result.model_path), one_process[0])
+    steps = [r[0] for r in read_summary(result.summary_path)]
+    assert steps == list(range(5, STEPS + 1, 5))  # continuous, no line twice
