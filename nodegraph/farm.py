@@ -84,10 +84,8 @@ class RenderPlugin(WorkerPlugin):
         if not str(threads).isdigit() or int(threads) < 1:
             # Dask starts workers with OMP_NUM_THREADS=1: give torch the host's cores
             threads = (os.cpu_count() or 1) // max(1, int(getattr(worker.state, "nthreads", 1)))
-        threads = max(1, int(threads))
-        torch.set_num_threads(threads)
         with _LOCK:
-            _RENDERS[self.key] = dict(self.settings)
+            _RENDERS[self.key] = {**self.settings, "threads": max(1, int(threads))}
 
     def teardown(self, worker: Any) -> None:
         with _LOCK:
@@ -108,6 +106,8 @@ def farm_job(key: str, job: Job) -> list:
     """A render job on a Dask worker: its results, or :class:`FramesFailed` (so Dask retries it)."""
     ATTEMPTS[(job.node, job.frames[0])] = ATTEMPTS.get((job.node, job.frames[0]), 0) + 1
     state = _worker_state(key)
+    if torch.get_num_threads() != state["threads"]:  # per thread: set where the job runs, not in setup
+        torch.set_num_threads(state["threads"])
     ev: Evaluator = state["evaluator"]
     results = list(run_job(ev, job, resolve_device(state["device"]), getattr(torch, state["dtype"])))
     if any(r.error is not None for r in results):
