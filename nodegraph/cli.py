@@ -1,8 +1,9 @@
-"""The ``nodegraph`` command line: render, train, validate, nodes, info, compare, demo, cat, serve."""
+"""The ``nodegraph`` command line: render, convert, train, validate, nodes, info, compare, demo, cat, serve."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -74,14 +75,86 @@ def apply_overrides(graph: Any, overrides: list[str]) -> None:
         graph.node(node).set(**{knob: parsed})
 
 
+def frame_union(specs: list[str]) -> Optional[list[int]]:
+    """The frames of several ranges (Nuke's repeated ``-F``, ranges after the script): their union,
+    each frame once, in the order first given; None when there are none (each Write's own range)."""
+    from .render import MAX_RENDER_FRAMES, parse_frames
+
+    if not specs:
+        return None
+    frames: dict[int, None] = {}
+    for spec in specs:
+        frames.update(dict.fromkeys(parse_frames(spec)))
+        if len(frames) > MAX_RENDER_FRAMES:
+            raise NodeGraphError(f"the frame ranges given cover more frames than one render does "
+                                 f"({MAX_RENDER_FRAMES:,})")
+    return list(frames)
+
+
+def _script_and_ranges(args: list[str], gpu: bool) -> tuple[Path, list[str], Optional[int]]:
+    """Split ``render``'s positionals, Nuke's ``[--gpu N] SCRIPT [RANGES]...``, into the script,
+    the frame ranges after it and the GPU index (a number before the script, right after --gpu)."""
+    index = None
+    if gpu and len(args) > 1 and args[0].isdigit():
+        index = int(args[0])
+        args = args[1:]
+    for spec in args[1:]:
+        if "," in spec:  # Nuke's older "first,last" or our list of frames: refuse to guess
+            raise typer.BadParameter(f"frame range {safe_repr(spec, 200)} after the script is ambiguous; write "
+                                     f"1-100 for a range, or -F 1,5,9 for single frames", param_hint="FRAMES")
+    return Path(args[0]), args[1:], index
+
+
+def _render_device(device: Optional[str], gpu: bool, index: Optional[int]) -> str:
+    """``--device``, or Nuke's ``--gpu [N]``: the GPU (N) when there is one, else the CPU."""
+    import torch
+
+    if not gpu:
+        return device or "cpu"
+    if device is not None:
+        raise typer.BadParameter("give either --gpu (Nuke's) or --device, not both", param_hint="--gpu")
+    if not torch.cuda.is_available():
+        say(console, ("note:", "yellow"), " --gpu: no CUDA device here, rendering on the CPU")
+        return "cpu"
+    if index is None:
+        return "cuda"
+    if index >= torch.cuda.device_count():
+        raise typer.BadParameter(f"no GPU {index}: this host has {torch.cuda.device_count()}", param_hint="--gpu")
+    return f"cuda:{index}"
+
+
+class _StopRender(Exception):
+    """Raised from the progress callback to stop a ``--stop-on-error`` render at its first failure."""
+
+
 @app.command()
 def render(
-    graph_file: Path = typer.Argument(..., metavar="GRAPH", help="Graph document (.json)."),
-    frames: Optional[str] = typer.Option(None, "--frames", "-F", help="Frames, e.g. 1001-1100, 1-10x2, 1,5,9."),
-    write: list[str] = typer.Option([], "--write", "-w", help="Write node to render (repeatable); default all."),
+    graph_arg: str = typer.Argument(..., metavar="GRAPH", help="Graph document (.json) or Nuke script (.nk)."),
+    ranges_arg: Optional[list[str]] = typer.Argument(None, metavar="FRAMES",
+                                                     help="Frame ranges after the script, as Nuke takes them "
+                                                          "(1-100, 1-100x2, 7); '--' before a negative one."),
+    frames: list[str] = typer.Option([], "--frames", "-F",
+                                     help="Frames, e.g. 1001-1100, 1-10x2, 1,5,9. Repeatable, as Nuke's -F: the "
+                                          "union, in the order given."),
+    write: list[str] = typer.Option([], "--write", "-w", "-X",
+                                    help="Write node to render (repeatable, or comma-separated; -X as in Nuke); "
+                                         "default all."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Frames rendered in parallel."),
     processes: bool = typer.Option(False, "--processes", help="Run workers as processes instead of threads."),
-    device: str = typer.Option("cpu", "--device", callback=_device_option, help="cpu, cuda, cuda:N or auto."),
+    device: Optional[str] = typer.Option(None, "--device", callback=_device_option,
+                                         help="cpu (default), cuda, cuda:N or auto."),
+    gpu: bool = typer.Option(False, "--gpu", help="Nuke's --gpu [N]: the GPU (GPU N) when there is one, else the "
+                                                  "CPU; --gpu alone is --device auto."),
+    threads: Optional[int] = typer.Option(None, "--threads", "-m", min=1,
+                                          help="Nuke's -m: CPU threads computing each frame (torch's intra-op "
+                                               "threads) of a one-worker render; --workers splits the cores itself."),
+    stop_on_error: bool = typer.Option(False, "--stop-on-error",
+                                       help="Stop at the first failed frame, as Nuke does without --cont (frames "
+                                            "already running finish)."),
+    cont: bool = typer.Option(False, "--cont",
+                              help="Nuke's continue-on-error, accepted: it is already the default here (a failed "
+                                   "frame never stops the others; the exit code is still 1)."),
+    execute: bool = typer.Option(False, "-x", help="Nuke's execute flag, accepted and ignored: render executes."),
     set_: list[str] = typer.Option([], "--set", help="Override a knob: NODE.KNOB=VALUE (repeatable)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip frames whose output file exists."),
     half: bool = typer.Option(False, "--half", help="Evaluate in half precision."),
@@ -96,9 +169,20 @@ def render(
                                             "implies --device cuda."),
     retries: int = typer.Option(2, "--retries", min=0, help="Dask: times a failed frame is retried."),
 ) -> None:
-    """Render Write nodes over a frame range; exit code 1 if any frame failed."""
+    """Render Write nodes over a frame range. Takes Nuke's render options too (nodegraph render -x -F 1-100
+    -X Write1 comp.nk). Exit code 0: every frame written; 1: a frame failed or the graph could not load;
+    2: the graph does not validate, or a usage error."""
     import torch
 
+    graph_file, ranges, gpu_index = _script_and_ranges([graph_arg, *(ranges_arg or [])], gpu)
+    if stop_on_error and cont:
+        raise typer.BadParameter("--cont keeps going after a failed frame, --stop-on-error stops: pick one",
+                                 param_hint="--stop-on-error")
+    farm = bool(scheduler or cluster or gpus)
+    if threads is not None and (workers > 1 or processes or farm):
+        raise typer.BadParameter("-m sets the threads of a one-worker render; --workers, --processes and Dask "
+                                 "split the host's cores themselves", param_hint="-m")
+    device = _render_device(device, gpu, gpu_index)
     if allow_torchscript:
         from .ml.trust import allow_torchscript as _allow
 
@@ -107,9 +191,13 @@ def render(
     from .graph import Graph
     from .render import render as run_render
 
+    written = 0  # tallied here: a stopped render returns no result
+    failed: dict[tuple[str, int], str] = {}
+    torch_threads = torch.get_num_threads()
     try:
         graph = Graph.load(graph_file)
         apply_overrides(graph, set_)
+        frame_list = frame_union([*frames, *ranges])
         progress = Progress(TextColumn("[bold]render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn(), TextColumn("{task.description}", markup=False), console=console,
                             transient=False)
@@ -120,14 +208,23 @@ def render(
             task = progress.add_task("", total=total)
 
         def on_progress(node: str, frame: int, path: str | None, error: str | None) -> None:
+            nonlocal written
             if error is not None:
                 say(progress.console, ("failed", "red"), f" {node} frame {frame}: {error}")
+                failed[(node, frame)] = error
+            else:
+                written += 1
             progress.update(task, advance=1, description=f"{node} {frame}")
+            if error is not None and stop_on_error:
+                raise _StopRender()
 
-        options = dict(writes=write or None, frames=frames, workers=workers, device=device,
+        names = [n for item in write for n in item.split(",") if n]
+        options = dict(writes=names or None, frames=frame_list, workers=workers, device=device,
                        dtype=torch.float16 if half else torch.float32, skip_existing=skip_existing,
                        on_progress=on_progress, on_start=on_start, processes=processes)
-        if scheduler or cluster or gpus:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if farm:
             from .farm import open_client
 
             if gpus and device == "cpu":
@@ -137,18 +234,29 @@ def render(
         else:
             with progress:
                 result = run_render(graph, **options)
+    except _StopRender:
+        say(console, (f"stopped at the first failed frame (--stop-on-error): {written} frame(s) written, "
+                      f"{len(failed)} failed", "bold red"))
+        _print_failures(failed)
+        raise typer.Exit(1)
     except ValidationError as err:
         _fail(err, 2)
     except NodeGraphError as err:
         _fail(err)
+    finally:
+        torch.set_num_threads(torch_threads)
     summary = (f"{len(result.written)} frame(s) written, {len(result.skipped)} skipped, "
                f"{len(result.failed)} failed in {result.seconds:.1f}s")
     if result.failed:
         say(console, (summary, "bold red"))
-        for (node, frame), msg in sorted(result.failed.items()):
-            say(console, "  ", (f"{node} frame {frame}", "red"), f": {msg}")
+        _print_failures(result.failed)
         raise typer.Exit(1)
     say(console, (summary, "green"))
+
+
+def _print_failures(failed: dict[tuple[str, int], str]) -> None:
+    for (node, frame), msg in sorted(failed.items()):
+        say(console, "  ", (f"{node} frame {frame}", "red"), f": {msg}")
 
 
 @app.command()
@@ -264,6 +372,31 @@ def validate(graph_file: Path = typer.Argument(..., metavar="GRAPH"),
         say(out, f"{graph_file}: OK ({len(graph)} nodes)")
     if issues:
         raise typer.Exit(1)
+
+
+@app.command()
+def convert(
+    source: Path = typer.Argument(..., metavar="A", help="Graph to read: nodegraph JSON, Nuke script (.nk) or gizmo."),
+    target: Path = typer.Argument(..., metavar="B", help="File to write, by its suffix: .json or .nk."),
+) -> None:
+    """Convert a graph between nodegraph JSON and Nuke's .nk: read A, write B atomically (B is replaced).
+
+    Exit code 0: written; 1: A could not be read or B written; 2: a usage error (B's suffix, B is A)."""
+    from .graph import Graph
+
+    if target.suffix.lower() not in (".json", ".nk"):
+        raise typer.BadParameter(f"{safe_repr(str(target), 200)}: write .json (nodegraph) or .nk (Nuke)",
+                                 param_hint="B")
+    if os.path.abspath(source) == os.path.abspath(target) or (target.exists() and source.exists()
+                                                              and os.path.samefile(source, target)):
+        raise typer.BadParameter(f"{safe_repr(str(target), 200)} is the file being read; refusing to overwrite it",
+                                 param_hint="B")
+    try:
+        graph = Graph.load(source)
+        graph.save(target)
+    except NodeGraphError as err:
+        _fail(err)
+    say(out, f"{source} -> {target} ({len(graph)} nodes)")
 
 
 @app.command()
