@@ -12,6 +12,7 @@ import torch
 from nodegraph import color
 from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
 from nodegraph.evaluator import Context
+from nodegraph.filepath import file_knob_problems, node_file_path
 from nodegraph.image import Image
 from nodegraph.frames import Frame
 from nodegraph.node import Knobs, Node
@@ -83,9 +84,11 @@ class Read(Node):
         attribute); empty: the file's default view. Also replaces %V (and %v, its first letter)
         in `file`, Nuke's per-view file names. Files without views serve every view."""
 
-    def file_path(self) -> str:
-        """`file` with Nuke's view tokens filled in: %V the view name, %v its first letter."""
-        f, view = self.knobs.file, self.knobs.view
+    def file_path(self, frame: int | None = None) -> str:
+        """`file` as a path: its TCL evaluated at ``frame`` (``[frame]``, ``[value root.name]``...,
+        see :mod:`nodegraph.filepath`; None: the root's first frame), relative paths resolved against
+        the script's folder, and Nuke's view tokens filled in: %V the view name, %v its first letter."""
+        f, view = node_file_path(self, frame), self.knobs.view
         return f.replace("%V", view).replace("%v", view[:1]) if view else f
 
     # --- clip range --------------------------------------------------------------------------
@@ -150,8 +153,8 @@ class Read(Node):
         return first + (p if p < n else period - p)
 
     def path_for(self, file_frame: int) -> str:
-        k = self.knobs
-        pattern = self.file_path()
+        """The file of ``file_frame``: the knob's TCL evaluated at that frame, then its padding filled."""
+        pattern = self.file_path(file_frame)
         return seq.frame_path(pattern, file_frame) if seq.is_sequence(pattern) else pattern
 
     # --- hashing and compute -----------------------------------------------------------------
@@ -180,6 +183,8 @@ class Read(Node):
             problems.append("knob 'file' is empty")
         elif _VIEW_TOKEN.search(self.knobs.file) and not self.knobs.view:
             problems.append("knob 'file' names a view (%V or %v) but knob 'view' is empty")
+        else:
+            problems.extend(file_knob_problems(self))
         problems.extend(colorspace_problems(self.knobs))
         return problems
 

@@ -10,6 +10,7 @@ import torch
 from nodegraph import channels as chans
 from nodegraph.errors import ImageIOError, KnobError, NodeGraphError
 from nodegraph.evaluator import Context, Evaluator
+from nodegraph.filepath import file_knob_problems, node_file_path
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
 from nodegraph.task import Task, TaskKind, TaskPlan, TaskResult, TaskRun, attempt
@@ -78,7 +79,7 @@ class Write(Task, Node):
         k = self.knobs
         if k.file_type:
             return k.file_type
-        ext = os.path.splitext(k.file)[1].lower()
+        ext = os.path.splitext(self.file_path())[1].lower()
         if ext not in _EXT:
             raise KnobError(f"cannot tell the file type from extension {ext!r}; set file_type to one of "
                             f"{', '.join(sorted(set(_EXT.values())))}", node=self.name, knob="file_type")
@@ -100,6 +101,9 @@ class Write(Task, Node):
         if not self.knobs.file:
             problems.append("knob 'file' is empty")
             return problems
+        problems.extend(file_knob_problems(self))
+        if problems:  # the file type comes from the expanded path
+            return problems + colorspace_problems(self.knobs)
         try:
             self.resolved_datatype()
         except KnobError as err:
@@ -109,7 +113,13 @@ class Write(Task, Node):
 
     @property
     def is_movie(self) -> bool:
-        return is_movie_path(self.knobs.file) or self.knobs.file_type in ("mov", "mp4", "mxf")
+        return self.knobs.file_type in ("mov", "mp4", "mxf") or is_movie_path(self.file_path())
+
+    def file_path(self, frame: int | None = None) -> str:
+        """`file` as a path: its TCL evaluated at ``frame`` (``[frame]``, ``[value root.name]``...,
+        see :mod:`nodegraph.filepath`; None: the root's first frame), relative paths resolved
+        against the script's folder. Frame padding (####, %04d) is left in."""
+        return node_file_path(self, frame)
 
     # --- the task ---------------------------------------------------------------------------
     def task_plan(self, frames: Sequence[int] | None = None) -> TaskPlan:
@@ -122,7 +132,8 @@ class Write(Task, Node):
                                      "pass --frames", node=self.path)
             frames = range(rng[0], rng[1] + 1)
         movie = self.is_movie
-        return TaskPlan(self.path, self.task_kind, frames, in_order=movie, outputs=(self.knobs.file,) if movie else ())
+        return TaskPlan(self.path, self.task_kind, frames, in_order=movie,
+                        outputs=(self.file_path(),) if movie else ())
 
     def frame_output(self, frame: int) -> str | None:
         return None if self.is_movie else self.output_path(frame)
@@ -136,10 +147,10 @@ class Write(Task, Node):
                                                                  dtype=run.dtype))
 
     def output_path(self, frame: int) -> str:
-        k = self.knobs
-        if not k.file:
+        if not self.knobs.file:
             raise KnobError("no output file", node=self.name, knob="file")
-        return seq.frame_path(k.file, frame) if seq.is_sequence(k.file) else k.file
+        path = self.file_path(frame)
+        return seq.frame_path(path, frame) if seq.is_sequence(path) else path
 
     def prepare(self, img: Image) -> Image:
         """Select channels and convert colour for the file."""
@@ -184,7 +195,7 @@ class Write(Task, Node):
         from nodegraph.io import MovieWriter
 
         k = self.knobs
-        path = k.file
+        path = self.file_path()  # one file for the whole movie: [frame] is the root's first frame
         src = self.graph.sources_of(self).get("input")
         results = []
         try:
