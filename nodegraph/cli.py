@@ -75,6 +75,24 @@ def apply_overrides(graph: Any, overrides: list[str]) -> None:
         graph.node(node).set(**{knob: parsed})
 
 
+#: Most load warnings (a Nuke script's placeholders, renamed nodes) printed one per line.
+MAX_LOAD_WARNINGS = 20
+
+
+def load_graph(path: Path) -> Any:
+    """``Graph.load`` (JSON, or a Nuke script by its suffix), printing the file's warnings (a Nuke
+    script's nodes kept as placeholders, renamed nodes, knobs kept as written) to stderr."""
+    from .graph import Graph
+
+    graph = Graph.load(path)
+    warnings = list(getattr(graph, "warnings", None) or [])
+    for text in warnings[:MAX_LOAD_WARNINGS]:
+        say(console, ("warning:", "yellow"), f" {text}")
+    if len(warnings) > MAX_LOAD_WARNINGS:
+        say(console, ("warning:", "yellow"), f" ... and {len(warnings) - MAX_LOAD_WARNINGS} more from {path}")
+    return graph
+
+
 def frame_union(specs: list[str]) -> Optional[list[int]]:
     """The frames of several ranges (Nuke's repeated ``-F``, ranges after the script): their union,
     each frame once, in the order first given; None when there are none (each Write's own range)."""
@@ -188,14 +206,13 @@ def render(
 
         _allow()
 
-    from .graph import Graph
     from .render import render as run_render
 
     written = 0  # tallied here: a stopped render returns no result
     failed: dict[tuple[str, int], str] = {}
     torch_threads = torch.get_num_threads()
     try:
-        graph = Graph.load(graph_file)
+        graph = load_graph(graph_file)
         apply_overrides(graph, set_)
         frame_list = frame_union([*frames, *ranges])
         progress = Progress(TextColumn("[bold]render"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -382,8 +399,6 @@ def convert(
     """Convert a graph between nodegraph JSON and Nuke's .nk: read A, write B atomically (B is replaced).
 
     Exit code 0: written; 1: A could not be read or B written; 2: a usage error (B's suffix, B is A)."""
-    from .graph import Graph
-
     if target.suffix.lower() not in (".json", ".nk"):
         raise typer.BadParameter(f"{safe_repr(str(target), 200)}: write .json (nodegraph) or .nk (Nuke)",
                                  param_hint="B")
@@ -392,7 +407,7 @@ def convert(
         raise typer.BadParameter(f"{safe_repr(str(target), 200)} is the file being read; refusing to overwrite it",
                                  param_hint="B")
     try:
-        graph = Graph.load(source)
+        graph = load_graph(source)
         graph.save(target)
     except NodeGraphError as err:
         _fail(err)

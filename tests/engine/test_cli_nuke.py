@@ -208,3 +208,26 @@ def test_convert_errors_name_the_file(tmp_path: Path) -> None:
     res = _invoke("convert", a, tmp_path / "no" / "dir" / "b.json")
     assert res.exit_code == 1 and "b.json" in res.output
     assert not (tmp_path / "b.json").exists() and not (tmp_path / "b.txt").exists()
+
+
+def test_load_warnings_are_printed_and_capped(tmp_path: Path, monkeypatch) -> None:
+    """A Nuke script's load warnings (the reader sets ``graph.warnings``) reach stderr, at most
+    MAX_LOAD_WARNINGS lines and a count of the rest; the graph still converts and renders."""
+    from nodegraph.cli import MAX_LOAD_WARNINGS
+
+    real = ng.Graph.load.__func__
+
+    def load(cls, path, **kwargs):
+        graph = real(cls, path, **kwargs)
+        graph.warnings = [f"Blur{i} (Blur): kept as a placeholder" for i in range(MAX_LOAD_WARNINGS + 3)]
+        return graph
+
+    monkeypatch.setattr(ng.Graph, "load", classmethod(load))
+    a = _comp_with_links(tmp_path)
+    res = _invoke("convert", a, tmp_path / "b.json")
+    assert res.exit_code == 0, res.output
+    assert "warning: Blur0 (Blur): kept as a placeholder" in res.output
+    assert f"Blur{MAX_LOAD_WARNINGS - 1} " in res.output and f"Blur{MAX_LOAD_WARNINGS} " not in res.output
+    assert f"... and 3 more from {a}" in res.output
+    res = _invoke("render", _graph(tmp_path), "1")
+    assert res.exit_code == 0 and "warning: Blur0" in res.output
