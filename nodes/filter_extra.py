@@ -1,0 +1,170 @@
+"""More of Nuke's filter and layout nodes: Matrix (convolution), Mirror, Mirror2, BlackOutside.
+
+Outside its data window an image is black (nodegraph's rule), so a convolution reads black there
+and its data window grows by the kernel's reach; Mirror flips pixels exactly (no resampling)
+about the format's centre.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from nodegraph.evaluator import Context
+from nodegraph.image import Box, Image
+from nodegraph.node import Input, Knobs, Node
+
+from ._common import ChannelsKnob, mask_weight, select_channels
+from .color import _MASK_INPUT, _blend, _MaskKnobs, _work_dtype
+
+#: Largest ``width`` / ``height`` of a Matrix (the matrix knob takes any w x h up to it).
+MAX_MATRIX_SIDE = 15
+_SIZES = sorted({w * h for w in range(1, MAX_MATRIX_SIDE + 1) for h in range(1, MAX_MATRIX_SIDE + 1)})
+#: A flat tuple of w x h numbers (fixed lengths, so each entry can hold a curve or an expression).
+MatrixValues = Union[tuple(tuple[(float,) * n] for n in _SIZES)]  # type: ignore[misc]
+MatrixSide = Annotated[int, Field(ge=1, le=MAX_MATRIX_SIDE)]
+
+
+def kernel_of(values: tuple[float, ...], width: int, height: int, normalize: bool) -> torch.Tensor:
+    """The ``height x width`` float64 kernel, top row first: the first ``width x height`` values row
+    by row, missing ones 0; divided by its sum when ``normalize`` and the sum is not 0."""
+    flat = torch.zeros(width * height, dtype=torch.float64)
+    n = min(len(values), width * height)
+    flat[:n] = torch.tensor(values[:n], dtype=torch.float64)
+    k = flat.reshape(height, width)
+    if normalize and k.sum() != 0:
+        k = k / k.sum()
+    return k
+
+
+def _apply_planes(img: Image, names: list[str], out_box: Box, planes: torch.Tensor, weight) -> Image:
+    """``img`` re-windowed to ``out_box`` with the channels ``names`` replaced by ``planes``
+    (mixed with the re-windowed input by ``weight``)."""
+    base = img.crop_to(out_box)
+    pixels = base.pixels.clone()
+    idx = [img.index(n) for n in names]
+    before = pixels[idx].to(planes.dtype)
+    pixels[idx] = _blend(before, planes, weight).to(pixels.dtype)
+    return base.replace(pixels=pixels)
+
+
+class Matrix(Node):
+    """Nuke's Matrix: convolves the chosen channels with a user matrix of ``width`` x ``height``.
+
+    out(x, y) = sum over the matrix of m[i][j] in(x + j - cx, y + i - cy), with row i = 0 the top
+    row as typed (and as a .nk script lists it) over the pixels above, cx = width // 2 and
+    cy = height // 2 (an even size shifts by half a pixel, as in Nuke): the matrix is laid over the
+    image as it reads, not mirrored. ``normalize`` divides it by its sum (unless that is 0).
+    ``matrix`` holds width x height numbers row by row; when width or height change without it,
+    missing entries read 0 and extra ones are ignored. The data window grows by the matrix's reach
+    (black outside the input's); nothing is clamped (Foundry's note that results are clipped to
+    0-1 is about 8-bit viewing)."""
+
+    category = "Filter"
+    inputs = (Input("input", doc="Image to convolve."), _MASK_INPUT)
+
+    class Knobs(_MaskKnobs):
+        channels: ChannelsKnob = "all"
+        """Channels to convolve; others pass through (black-padded to the new data window)."""
+        width: MatrixSide = 3
+        """Columns of the matrix (1 to 15)."""
+        height: MatrixSide = 3
+        """Rows of the matrix (1 to 15)."""
+        matrix: MatrixValues = (0.0,) * 9
+        """width x height weights row by row, the top row first (Nuke's default: all 0)."""
+        normalize: bool = False
+        """Divide the matrix by the sum of its entries (when that is not 0), keeping brightness."""
+
+    def compute(self, ctx: Context) -> Image:
+        img = ctx.input("input")
+        k = self.knobs
+        names = [n for n in select_channels(k.channels, img, self.name) if n in img.channels]
+        if not names or img.bbox.empty:
+            return img
+        w, h = k.width, k.height
+        cx, cy = w // 2, h // 2
+        b = img.bbox
+        out_box = Box(b.x0 - (w - 1 - cx), b.y0 - (h - 1 - cy), b.x1 + cx, b.y1 + cy)
+        work = _work_dtype(img.dtype)
+        src = Image(img.pixels[[img.index(n) for n in names]], tuple(names), b, img.format)
+        padded = src.crop_to(Box(out_box.x0 - cx, out_box.y0 - cy, out_box.x1 + (w - 1 - cx),
+                                 out_box.y1 + (h - 1 - cy))).pixels.to(work)
+        kernel = kernel_of(k.matrix, w, h, k.normalize).to(device=img.device, dtype=work)
+        out = F.conv2d(padded[:, None], kernel[None, None])[:, 0]  # cross-correlation: not mirrored
+        weight = mask_weight(ctx, k, out_box, device=img.device, dtype=work)
+        return _apply_planes(img, names, out_box, out, weight)
+
+
+def mirror(img: Image, horizontal: bool, vertical: bool) -> Image:
+    """``img`` flipped left-right (``horizontal``) and/or top-bottom (``vertical``) about the
+    centre of its format's display window; the data window is mirrored with it."""
+    if not horizontal and not vertical:
+        return img
+    d, b = img.format.display, img.bbox
+    x0, x1 = (d.x0 + d.x1 - b.x1, d.x0 + d.x1 - b.x0) if horizontal else (b.x0, b.x1)
+    y0, y1 = (d.y0 + d.y1 - b.y1, d.y0 + d.y1 - b.y0) if vertical else (b.y0, b.y1)
+    dims = [i for i, on in ((2, horizontal), (1, vertical)) if on]
+    return img.replace(pixels=torch.flip(img.pixels, dims), bbox=Box(x0, y0, x1, y1))
+
+
+class _Flip(Node, abstract=True):
+    category = "Transform"
+    inputs = (Input("input", doc="Image to flip."),)
+
+    def axes(self) -> tuple[bool, bool]:  # pragma: no cover - abstract
+        """(left-right, top-bottom)."""
+        raise NotImplementedError
+
+    def compute(self, ctx: Context) -> Image:
+        return mirror(ctx.input("input"), *self.axes())
+
+
+class Mirror(_Flip):
+    """Nuke's Mirror: flips the image about the centre of its format, ``Horizontal`` (left-right)
+    and/or ``Vertical`` (top-bottom); pixels move exactly, no filtering."""
+
+    class Knobs(Knobs):
+        Horizontal: bool = False
+        """Flip left-right (about the format's vertical centre line)."""
+        Vertical: bool = False
+        """Flip top-bottom (about the format's horizontal centre line)."""
+
+    def axes(self) -> tuple[bool, bool]:
+        return self.knobs.Horizontal, self.knobs.Vertical
+
+
+class Mirror2(_Flip):
+    """Nuke's Mirror2 (the newer Mirror): ``flop`` flips left-right, ``flip`` top-bottom, about
+    the centre of the format; pixels move exactly, no filtering."""
+
+    class Knobs(Knobs):
+        flip: bool = False
+        """Flip top-bottom (about the format's horizontal centre line)."""
+        flop: bool = False
+        """Flip left-right (about the format's vertical centre line)."""
+
+    def axes(self) -> tuple[bool, bool]:
+        return self.knobs.flop, self.knobs.flip
+
+
+class BlackOutside(Node):
+    """Nuke's BlackOutside: what lies outside the format is cut away and a one-pixel black border
+    is added around what remains, so that nodes which repeat edge pixels beyond the data window
+    (Nuke's rule; nodegraph reads black there anyway) see black. The data window becomes
+    (data window ∩ format) grown by 1 on each side; an empty intersection stays empty."""
+
+    category = "Transform"
+    inputs = (Input("input", doc="Image to confine to its format."),)
+
+    def compute(self, ctx: Context) -> Image:
+        img = ctx.input("input")
+        inner = img.bbox.intersect(img.format.display)
+        if inner.empty:
+            return img.crop_to(inner)
+        return img.crop_to(inner).crop_to(Box(inner.x0 - 1, inner.y0 - 1, inner.x1 + 1, inner.y1 + 1))
+
+
+__all__ = ["BlackOutside", "Matrix", "Mirror", "Mirror2", "kernel_of", "mirror", "MAX_MATRIX_SIDE"]

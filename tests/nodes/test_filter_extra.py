@@ -1,0 +1,228 @@
+"""Matrix (convolution), Mirror, Mirror2 and BlackOutside against independent references.
+
+Matrix: OpenImageIO's ``convolve`` (its kernel's data window gives the offsets, so a kernel whose
+origin is (-cx, -cy) is laid over the image as it reads: a correlation, as Nuke's Matrix) and a
+plain numpy loop; the source is padded with black beyond the kernel's reach so that OIIO's edge
+rule never matters. Mirror: OpenImageIO's ``flop`` / ``flip``. Hypothesis draws the matrices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from OpenImageIO import ImageBuf, ImageSpec, ROI
+from OpenImageIO import ImageBufAlgo as IBA
+
+import nodegraph as ng
+from nodegraph import Box, Format, Image
+from nodegraph.channels import RGBA
+from nodegraph.expression import Expression
+from nodegraph.nodes.filter_extra import BlackOutside, Matrix, Mirror, Mirror2, kernel_of
+from nodegraph.testing import compute_node
+
+FMT = Format.of_size(12, 8)
+FAST = settings(max_examples=30, deadline=None)
+
+
+def random_image(seed: int = 0, box: Box = FMT.display, channels=RGBA) -> Image:
+    rng = np.random.default_rng(seed)
+    px = torch.tensor(rng.uniform(-0.5, 2.0, (len(channels), box.height, box.width)), dtype=torch.float32)
+    return Image(px, tuple(channels), box, FMT)
+
+
+def run(cls, img: Image, mask: Image | None = None, **knobs) -> Image:
+    node = cls("N1", **knobs)
+    return compute_node(node, input=img, mask=mask) if "mask" in cls.input_names() else compute_node(node, input=img)
+
+
+def oiio_correlate(img: Image, kernel: np.ndarray, out_box: Box) -> np.ndarray:
+    """OIIO convolve of ``img`` (black outside) with ``kernel`` (rows top first) centred at
+    (w // 2, h // 2), over ``out_box``."""
+    h, w = kernel.shape
+    pad = max(h, w) * 2
+    b = img.bbox
+    arr = np.zeros((b.height + 2 * pad, b.width + 2 * pad, len(img.channels)), dtype=np.float32)
+    arr[pad:pad + b.height, pad:pad + b.width] = img.pixels.numpy().transpose(1, 2, 0)
+    src = ImageBuf(ImageSpec(arr.shape[1], arr.shape[0], arr.shape[2], oiio.FLOAT))
+    src.set_pixels(ROI(0, arr.shape[1], 0, arr.shape[0], 0, 1, 0, arr.shape[2]), arr)
+    src.set_origin(b.x0 - pad, b.y0 - pad)
+    kb = ImageBuf(ImageSpec(w, h, 1, oiio.FLOAT))
+    kb.set_pixels(ROI(0, w, 0, h, 0, 1, 0, 1), kernel.astype(np.float32).reshape(h, w, 1))
+    kb.set_origin(-(w // 2), -(h // 2))
+    out = IBA.convolve(src, kb, False,  # positional: the binding spells the keyword "normalze"
+                       ROI(out_box.x0, out_box.x1, out_box.y0, out_box.y1, 0, 1, 0, len(img.channels)))
+    return out.get_pixels(oiio.FLOAT).transpose(2, 0, 1).astype(np.float64)
+
+
+def numpy_correlate(img: Image, kernel: np.ndarray) -> tuple[Box, np.ndarray]:
+    """out(x, y) = sum m[i][j] in(x + j - cx, y + i - cy), written as loops over the kernel."""
+    h, w = kernel.shape
+    cx, cy = w // 2, h // 2
+    b = img.bbox
+    box = Box(b.x0 - (w - 1 - cx), b.y0 - (h - 1 - cy), b.x1 + cx, b.y1 + cy)
+    src = img.pixels.double().numpy()
+    out = np.zeros((src.shape[0], box.height, box.width))
+    for i in range(h):
+        for j in range(w):
+            # in pixel (X, Y) reaches out pixel (X - j + cx, Y - i + cy)
+            x0, y0 = b.x0 - j + cx - box.x0, b.y0 - i + cy - box.y0
+            out[:, y0:y0 + b.height, x0:x0 + b.width] += kernel[i, j] * src
+    return box, out
+
+
+shapes = st.tuples(st.integers(1, 5), st.integers(1, 5))
+
+
+@FAST
+@given(shape=shapes, data=st.data(), seed=st.integers(0, 999))
+def test_matrix_matches_numpy_and_oiio(shape, data, seed):
+    w, h = shape
+    m = data.draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=w * h, max_size=w * h))
+    img = random_image(seed)
+    out = run(Matrix, img, width=w, height=h, matrix=tuple(m))
+    kernel = np.array(m).reshape(h, w)
+    box, ref = numpy_correlate(img, kernel)
+    assert out.bbox == box
+    np.testing.assert_allclose(out.pixels.double().numpy(), ref, atol=1e-5)
+    np.testing.assert_allclose(out.pixels.double().numpy(), oiio_correlate(img, kernel, box), atol=1e-5)
+
+
+def test_matrix_orientation_top_row_weights_the_pixel_above():
+    px = torch.zeros(1, 5, 5)
+    px[0, 2, 2] = 1.0
+    img = Image(px, ("rgba.red",), Box(0, 0, 5, 5), Format.of_size(5, 5))
+    out = run(Matrix, img, matrix=(0, 1, 0, 0, 0, 0, 0, 0, 0))  # only the top-centre entry
+    # out(x, y) = in(x, y - 1): the impulse shows one row further down (y down), i.e. the pixel
+    # below the impulse reads it from above
+    assert out.bbox == Box(-1, -1, 6, 6)
+    assert float(out.crop_to(Box(0, 0, 5, 5)).pixels[0, 3, 2]) == 1.0
+    assert float(out.pixels.sum()) == 1.0
+
+
+def test_matrix_normalize_default_and_resized_matrix():
+    img = random_image(2)
+    ones = (1.0,) * 9
+    norm = run(Matrix, img, matrix=ones, normalize=True)
+    box, ref = numpy_correlate(img, np.full((3, 3), 1 / 9))
+    np.testing.assert_allclose(norm.pixels.double().numpy(), ref, atol=1e-6)
+    assert float(run(Matrix, img).pixels.abs().max()) == 0.0  # Nuke's default matrix: all zeros
+    zero_sum = (0, -1, 0, -1, 4, -1, 0, -1, 0)  # sum 0: normalize leaves it alone
+    torch.testing.assert_close(run(Matrix, img, matrix=zero_sum, normalize=True).pixels,
+                               run(Matrix, img, matrix=zero_sum).pixels)
+    # width 5 with 9 values: missing entries read 0
+    k = kernel_of(tuple(float(v) for v in range(9)), 5, 3, False)
+    assert k.tolist() == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 0], [0, 0, 0, 0, 0]]
+
+
+def test_matrix_channels_mask_and_mix():
+    img = random_image(3)
+    sharpen = (0, -1, 0, -1, 5, -1, 0, -1, 0)
+    full = run(Matrix, img, matrix=sharpen)
+    rgb = run(Matrix, img, matrix=sharpen, channels="rgb")
+    assert torch.equal(rgb.pixels[:3], full.pixels[:3])
+    assert torch.equal(rgb.crop_to(img.bbox).pixels[3], img.pixels[3])
+    mask = Image(torch.full((1, 8, 12), 0.5), ("rgba.alpha",), FMT.display, FMT)
+    masked = run(Matrix, img, mask=mask, matrix=sharpen, mix=0.5)
+    before = img.crop_to(full.bbox).pixels
+    inside = Box(0, 0, 12, 8)
+    want = (before + (full.pixels - before) * 0.25).clone()
+    want_outside = before.clone()  # the mask is black outside its data window
+    got = masked.pixels
+    sl = (slice(None), slice(1, 9), slice(1, 13))
+    torch.testing.assert_close(got[sl], want[sl], atol=1e-6, rtol=0)
+    assert masked.bbox.x0 == inside.x0 - 1
+    torch.testing.assert_close(got[:, 0], want_outside[:, 0], atol=1e-6, rtol=0)
+
+
+def test_matrix_animated_entries_and_half():
+    g = ng.Graph()
+    src = g.add("Ramp", "R", format="16x8", p0=(0, 0), p1=(16, 8), color=(1.5, 0.5, 0.25, 1.0))
+    m = [0.0] * 9
+    m[4] = Expression("frame")
+    node = g.add("Matrix", "M", input=src, matrix=m)
+    ramp = g.evaluate(src, 1)
+    assert torch.allclose(g.evaluate(node, 3).crop_to(ramp.bbox).pixels, ramp.pixels * 3)
+    assert g.evaluator.hash(node, 2) != g.evaluator.hash(node, 3)
+    node.set(matrix=(0.1, 0.2, 0.1, 0.2, 0.5, 0.2, 0.1, 0.2, 0.1))
+    full = g.evaluate(node, 1, dtype=torch.float32)
+    half = g.evaluate(node, 1, dtype=torch.float16)
+    assert half.pixels.dtype == torch.float16
+    torch.testing.assert_close(half.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
+
+
+# --- Mirror, Mirror2 -------------------------------------------------------------------------------
+
+def oiio_buf(img: Image) -> ImageBuf:
+    arr = np.ascontiguousarray(img.crop_to(img.format.display).pixels.numpy().transpose(1, 2, 0))
+    buf = ImageBuf(ImageSpec(arr.shape[1], arr.shape[0], arr.shape[2], oiio.FLOAT))
+    buf.set_pixels(ROI(0, arr.shape[1], 0, arr.shape[0], 0, 1, 0, arr.shape[2]), arr)
+    return buf
+
+
+@pytest.mark.parametrize("h, v", [(True, False), (False, True), (True, True), (False, False)])
+def test_mirror_matches_oiio_flip_and_flop(h, v):
+    img = random_image(5)
+    ref = oiio_buf(img)
+    if h:
+        ref = IBA.flop(ref)
+    if v:
+        ref = IBA.flip(ref)
+    want = ref.get_pixels(oiio.FLOAT).transpose(2, 0, 1)
+    for out in (run(Mirror, img, Horizontal=h, Vertical=v), run(Mirror2, img, flop=h, flip=v)):
+        assert out.bbox == img.bbox
+        np.testing.assert_array_equal(out.pixels.numpy(), want)
+
+
+@FAST
+@given(x0=st.integers(-4, 14), y0=st.integers(-4, 10), w=st.integers(0, 6), hgt=st.integers(0, 6),
+       h=st.booleans(), v=st.booleans())
+def test_mirror_moves_the_data_window_about_the_format_centre(x0, y0, w, hgt, h, v):
+    img = random_image(1, Box(x0, y0, x0 + w, y0 + hgt))
+    out = run(Mirror, img, Horizontal=h, Vertical=v)
+    b = img.bbox
+    assert out.bbox == Box(12 - b.x1 if h else b.x0, 8 - b.y1 if v else b.y0,
+                           12 - b.x0 if h else b.x1, 8 - b.y0 if v else b.y1)
+    if not b.empty:  # pixel (x, y) goes to (11 - x, 7 - y) on the flipped axes
+        x, y = b.x0, b.y0
+        xo, yo = (11 - x if h else x), (7 - y if v else y)
+        assert torch.equal(out.pixels[:, yo - out.bbox.y0, xo - out.bbox.x0], img.pixels[:, 0, 0])
+        twice = run(Mirror, out, Horizontal=h, Vertical=v)
+        assert twice.bbox == img.bbox and torch.equal(twice.pixels, img.pixels)
+
+
+# --- BlackOutside ----------------------------------------------------------------------------------
+
+def test_blackoutside_cuts_to_the_format_and_adds_a_black_border():
+    img = random_image(6, Box(-3, 2, 15, 6))
+    out = run(BlackOutside, img)
+    assert out.bbox == Box(-1, 1, 13, 7)
+    inner = out.crop_to(Box(0, 2, 12, 6))
+    assert torch.equal(inner.pixels, img.crop_to(Box(0, 2, 12, 6)).pixels)
+    border = out.pixels.clone()
+    border[:, 1:-1, 1:-1] = 0
+    assert float(border.abs().max()) == 0.0
+    inside = random_image(7, Box(2, 2, 5, 5))
+    assert run(BlackOutside, inside).bbox == Box(1, 1, 6, 6)
+
+
+# --- empty data windows and half precision for all four -----------------------------------------------
+
+@pytest.mark.parametrize("cls, knobs", [(Matrix, {"matrix": (1.0,) * 9}), (Mirror, {"Horizontal": True}),
+                                        (Mirror2, {"flip": True}), (BlackOutside, {})])
+@pytest.mark.parametrize("box", [Box(4, 3, 4, 3), Box(4, 0, 4, 8), Box(20, 20, 20, 20)])
+def test_empty_data_window(cls, knobs, box):
+    empty = Image(torch.zeros(4, box.height, box.width), RGBA, box, FMT)
+    out = run(cls, empty, **knobs)
+    assert out.pixels.shape == (4, out.bbox.height, out.bbox.width)
+    assert float(out.pixels.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("cls, knobs", [(Mirror, {"Horizontal": True, "Vertical": True}), (BlackOutside, {})])
+def test_half_is_exact_for_pixel_moves(cls, knobs):
+    img = random_image(8)
+    half = img.to(dtype=torch.float16)
+    assert torch.equal(run(cls, half, **knobs).pixels, run(cls, img, **knobs).pixels.half())
