@@ -3,7 +3,9 @@
 Matrix: OpenImageIO's ``convolve`` (its kernel's data window gives the offsets, so a kernel whose
 origin is (-cx, -cy) is laid over the image as it reads: a correlation, as Nuke's Matrix) and a
 plain numpy loop; the source is padded with black beyond the kernel's reach so that OIIO's edge
-rule never matters. Mirror: OpenImageIO's ``flop`` / ``flip``. Hypothesis draws the matrices.
+rule never matters. Dilate and Median: OpenImageIO's ``dilate`` / ``erode`` / ``median_filter``
+on a black-padded copy, and numpy for fractional sizes. Mirror: OpenImageIO's ``flop`` / ``flip``.
+Hypothesis draws the matrices, sizes and data windows.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from OpenImageIO import ImageBuf, ImageSpec, ROI
 from OpenImageIO import ImageBufAlgo as IBA
@@ -21,7 +23,7 @@ import nodegraph as ng
 from nodegraph import Box, Format, Image
 from nodegraph.channels import RGBA
 from nodegraph.expression import Expression
-from nodegraph.nodes.filter_extra import BlackOutside, Matrix, Mirror, Mirror2, kernel_of
+from nodegraph.nodes.filter_extra import BlackOutside, Dilate, Matrix, Median, Mirror, Mirror2, kernel_of
 from nodegraph.testing import compute_node
 
 FMT = Format.of_size(12, 8)
@@ -39,17 +41,22 @@ def run(cls, img: Image, mask: Image | None = None, **knobs) -> Image:
     return compute_node(node, input=img, mask=mask) if "mask" in cls.input_names() else compute_node(node, input=img)
 
 
+def padded_buf(img: Image, pad: int) -> ImageBuf:
+    """``img`` with ``pad`` pixels of black around it, origin at the data window's corner - pad."""
+    b = img.bbox
+    arr = np.zeros((b.height + 2 * pad, b.width + 2 * pad, len(img.channels)), dtype=np.float32)
+    arr[pad:pad + b.height, pad:pad + b.width] = img.pixels.numpy().transpose(1, 2, 0)
+    buf = ImageBuf(ImageSpec(arr.shape[1], arr.shape[0], arr.shape[2], oiio.FLOAT))
+    buf.set_pixels(ROI(0, arr.shape[1], 0, arr.shape[0], 0, 1, 0, arr.shape[2]), arr)
+    buf.set_origin(b.x0 - pad, b.y0 - pad)
+    return buf
+
+
 def oiio_correlate(img: Image, kernel: np.ndarray, out_box: Box) -> np.ndarray:
     """OIIO convolve of ``img`` (black outside) with ``kernel`` (rows top first) centred at
     (w // 2, h // 2), over ``out_box``."""
     h, w = kernel.shape
-    pad = max(h, w) * 2
-    b = img.bbox
-    arr = np.zeros((b.height + 2 * pad, b.width + 2 * pad, len(img.channels)), dtype=np.float32)
-    arr[pad:pad + b.height, pad:pad + b.width] = img.pixels.numpy().transpose(1, 2, 0)
-    src = ImageBuf(ImageSpec(arr.shape[1], arr.shape[0], arr.shape[2], oiio.FLOAT))
-    src.set_pixels(ROI(0, arr.shape[1], 0, arr.shape[0], 0, 1, 0, arr.shape[2]), arr)
-    src.set_origin(b.x0 - pad, b.y0 - pad)
+    src = padded_buf(img, max(h, w) * 2)
     kb = ImageBuf(ImageSpec(w, h, 1, oiio.FLOAT))
     kb.set_pixels(ROI(0, w, 0, h, 0, 1, 0, 1), kernel.astype(np.float32).reshape(h, w, 1))
     kb.set_origin(-(w // 2), -(h // 2))
@@ -154,19 +161,98 @@ def test_matrix_animated_entries_and_half():
     torch.testing.assert_close(half.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
 
 
+# --- Dilate (Erode (fast)) and Median ----------------------------------------------------------------
+
+def oiio_region(buf: ImageBuf, box: Box) -> np.ndarray:
+    cut = IBA.cut(buf, ROI(box.x0, box.x1, box.y0, box.y1, 0, 1, 0, buf.nchannels))
+    return cut.get_pixels(oiio.FLOAT).transpose(2, 0, 1).astype(np.float64)
+
+
+# OIIO centres a window of width 1 off by one (dilate(buf, 1, 3) reads x - 1 and x): widths >= 3 only;
+# an axis of size 0 is covered by the numpy reference below
+@pytest.mark.parametrize("sx, sy", [(1, 1), (2, 1), (1, 3), (-1, -1), (-2, -3), (3, 2)])
+def test_dilate_and_erode_match_oiio(sx, sy):
+    img = random_image(11, Box(1, 2, 11, 8))
+    out = run(Dilate, img, size=(float(sx), float(sy)))
+    grow_x, grow_y = max(sx, 0), max(sy, 0)
+    b = img.bbox
+    assert out.bbox == Box(b.x0 - grow_x, b.y0 - grow_y, b.x1 + grow_x, b.y1 + grow_y)
+    buf = padded_buf(img, 8)
+    op = IBA.dilate if sx >= 0 and sy >= 0 else IBA.erode
+    ref = op(buf, 2 * abs(sx) + 1, 2 * abs(sy) + 1)
+    np.testing.assert_array_equal(out.pixels.double().numpy(), oiio_region(ref, out.bbox))
+
+
+@FAST
+@given(sx=st.floats(-3, 3), sy=st.floats(-3, 3), seed=st.integers(0, 99))
+@example(sx=0.0, sy=3.0, seed=1)
+@example(sx=-2.0, sy=0.0, seed=2)
+def test_dilate_fractional_sizes_blend_between_widths(sx, sy, seed):
+    img = random_image(seed, Box(0, 0, 7, 5))
+    out = run(Dilate, img, size=(sx, sy))
+    src = np.zeros((4, 5 + 16, 7 + 16))
+    src[:, 8:13, 8:15] = img.pixels.double().numpy()
+
+    def axis(a: np.ndarray, s: float, ax: int) -> np.ndarray:
+        if s == 0:
+            return a
+        n, f = int(np.floor(abs(s))), abs(s) - np.floor(abs(s))
+        red = np.maximum if s > 0 else np.minimum
+
+        def win(k: int) -> np.ndarray:
+            acc = a.copy()
+            for d in range(1, k + 1):
+                acc = red(acc, red(np.roll(a, d, ax), np.roll(a, -d, ax)))
+            return acc
+        lo = win(n)
+        return lo + (win(n + 1) - lo) * f if f > 0 else lo
+
+    ref = axis(axis(src, sx, 2), sy, 1)
+    b = out.bbox
+    want = ref[:, 8 + b.y0:8 + b.y1, 8 + b.x0:8 + b.x1]
+    np.testing.assert_allclose(out.pixels.double().numpy(), want, atol=1e-6)
+
+
+def test_dilate_channels_mask_and_animated_size():
+    img = random_image(12)
+    alpha_only = run(Dilate, img, size=1.0, channels="alpha")
+    assert torch.equal(alpha_only.crop_to(img.bbox).pixels[:3], img.pixels[:3])
+    mask = Image(torch.zeros(1, 8, 12), ("rgba.alpha",), FMT.display, FMT)
+    assert torch.equal(run(Dilate, img, mask=mask, size=-1.0).pixels, img.pixels)  # black mask: no effect
+    g = ng.Graph()
+    src = g.add("Ramp", "R", format="16x8", p0=(0, 0), p1=(16, 8), color=(1.5, 0.5, 0.25, 1.0))
+    node = g.add("Dilate", "D", input=src, size=Expression("frame - 2"))
+    assert g.evaluate(node, 2).bbox == g.evaluate(src, 2).bbox  # size 0 at frame 2
+    assert g.evaluate(node, 4).bbox == Box(-2, -2, 18, 10)
+    assert g.evaluate(node, 0).bbox == Box(0, 0, 16, 8)  # eroding keeps the data window
+
+
+@pytest.mark.parametrize("size, width", [(3.0, 3), (5.0, 5), (4.0, 5), (2.0, 3), ((5.0, 3.0), (5, 3))])
+def test_median_matches_oiio(size, width):
+    img = random_image(13)
+    out = run(Median, img, size=size)
+    assert out.bbox == img.bbox
+    w, h = width if isinstance(width, tuple) else (width, width)
+    ref = IBA.median_filter(padded_buf(img, 6), w, h)
+    np.testing.assert_array_equal(out.pixels.double().numpy(), oiio_region(ref, img.bbox))
+
+
+def test_median_removes_an_outlier_and_mixes():
+    img = Image(torch.full((1, 5, 5), 0.25), ("rgba.red",), Box(0, 0, 5, 5), Format.of_size(5, 5))
+    img.pixels[0, 2, 2] = 100.0
+    assert torch.equal(run(Median, img, size=1.0).pixels, img.pixels)  # a 1x1 window
+    out = run(Median, img)
+    assert float(out.pixels[0, 2, 2]) == 0.25
+    half = run(Median, img, mix=0.5)
+    assert float(half.pixels[0, 2, 2]) == pytest.approx(50.125)
+
+
 # --- Mirror, Mirror2 -------------------------------------------------------------------------------
-
-def oiio_buf(img: Image) -> ImageBuf:
-    arr = np.ascontiguousarray(img.crop_to(img.format.display).pixels.numpy().transpose(1, 2, 0))
-    buf = ImageBuf(ImageSpec(arr.shape[1], arr.shape[0], arr.shape[2], oiio.FLOAT))
-    buf.set_pixels(ROI(0, arr.shape[1], 0, arr.shape[0], 0, 1, 0, arr.shape[2]), arr)
-    return buf
-
 
 @pytest.mark.parametrize("h, v", [(True, False), (False, True), (True, True), (False, False)])
 def test_mirror_matches_oiio_flip_and_flop(h, v):
     img = random_image(5)
-    ref = oiio_buf(img)
+    ref = padded_buf(img, 0)
     if h:
         ref = IBA.flop(ref)
     if v:
@@ -209,10 +295,11 @@ def test_blackoutside_cuts_to_the_format_and_adds_a_black_border():
     assert run(BlackOutside, inside).bbox == Box(1, 1, 6, 6)
 
 
-# --- empty data windows and half precision for all four -----------------------------------------------
+# --- empty data windows and half precision -----------------------------------------------
 
 @pytest.mark.parametrize("cls, knobs", [(Matrix, {"matrix": (1.0,) * 9}), (Mirror, {"Horizontal": True}),
-                                        (Mirror2, {"flip": True}), (BlackOutside, {})])
+                                        (Mirror2, {"flip": True}), (BlackOutside, {}), (Dilate, {"size": 1.5}),
+                                        (Dilate, {"size": -2.0}), (Median, {})])
 @pytest.mark.parametrize("box", [Box(4, 3, 4, 3), Box(4, 0, 4, 8), Box(20, 20, 20, 20)])
 def test_empty_data_window(cls, knobs, box):
     empty = Image(torch.zeros(4, box.height, box.width), RGBA, box, FMT)
@@ -221,8 +308,9 @@ def test_empty_data_window(cls, knobs, box):
     assert float(out.pixels.abs().sum()) == 0.0
 
 
-@pytest.mark.parametrize("cls, knobs", [(Mirror, {"Horizontal": True, "Vertical": True}), (BlackOutside, {})])
-def test_half_is_exact_for_pixel_moves(cls, knobs):
+@pytest.mark.parametrize("cls, knobs", [(Mirror, {"Horizontal": True, "Vertical": True}), (BlackOutside, {}),
+                                        (Dilate, {"size": (2.0, -1.0)}), (Median, {"size": 5.0})])
+def test_half_is_exact_for_pixel_moves_and_order_filters(cls, knobs):
     img = random_image(8)
     half = img.to(dtype=torch.float16)
     assert torch.equal(run(cls, half, **knobs).pixels, run(cls, img, **knobs).pixels.half())
