@@ -267,7 +267,11 @@ def load_body(graph: Graph, body: Any, *, strict: bool = True, source: str | Non
             graph._check_new_name(name)
         except GraphError as err:
             raise DocumentError(err.message, json_path=jp, path=source) from None
-        node = _new_node(name, type_name, entry, jp, strict=strict, source=source, problems=problems)
+        nuke = entry.get("extras", {}).get("nuke") if isinstance(entry.get("extras"), dict) else None
+        if isinstance(nuke, dict) and (nuke.get("placeholder") or nuke.get("ui_only")):
+            node = None  # kept from a Nuke script as it was written (see nodegraph.nuke.reader)
+        else:
+            node = _new_node(name, type_name, entry, jp, strict=strict, source=source, problems=problems)
         if node is None:
             node = UnknownNode(name, type_name, knobs)
             node.extras = _expect(entry.get("extras", {}), dict, f"{jp}.extras", "extras", source)

@@ -257,7 +257,7 @@ class _Plan:
                     if spec.required and spec.name not in ctx.connected:
                         raise GraphError(f"required input {spec.name!r} is not connected", node=p, frame=f)
                 try:
-                    through = n.passthrough(ctx)
+                    through = n.through(ctx)
                     needs = [(through, f)] if through is not None else list(n.needs(ctx))
                 except NodeGraphError as err:
                     raise err.with_context(node=p, frame=f)
@@ -282,7 +282,7 @@ class _Plan:
             deps = self.deps[key]
             ctx = self.contexts[key]
             n = ctx.node
-            if n.passthrough(ctx) is not None:
+            if n.through(ctx) is not None:
                 target = self._resolve(deps[0][1])
                 self.alias[key] = target
                 continue

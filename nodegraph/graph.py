@@ -6,6 +6,7 @@ One source may feed several inputs (A and B of the same Merge), each input takes
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -106,6 +107,9 @@ class Graph:
         self.version = 0  # bumped on every structural or knob change
         #: The Group node this graph is the subgraph of (None for a top-level graph).
         self.owner: Node | None = None
+        #: The file this graph was loaded from or last saved to (absolute), else None: Nuke's
+        #: ``root.name``; relative file paths in Read/Write resolve against its folder.
+        self.path: str | None = None
 
     # --- nodes ------------------------------------------------------------------------------
     def add(self, type_name: str | type[Node], name: str | None = None, /, **kwargs: Any) -> Node:
@@ -343,7 +347,8 @@ class Graph:
         for node in self._nodes.values():
             path = node.path
             if isinstance(node, UnknownNode):
-                issues.append(Issue("unknown_type", f"unknown node type {node.type_name!r}", node=path))
+                if not node.ui_only:
+                    issues.append(Issue("unknown_type", node.problem(), node=path))
                 continue
             connected = self.inputs_of(node)
             for spec in node.inputs:
@@ -482,18 +487,38 @@ class Graph:
         return loads(text, strict=strict, source=source)
 
     def save(self, path: str | Path) -> None:
-        from .document import save
+        """Save as a nodegraph JSON document, or as a Nuke script when ``path`` ends in ``.nk``."""
+        if is_nuke_path(path):
+            from .nuke.writer import save_nk
 
-        save(self, path)
+            save_nk(self, path)
+        else:
+            from .document import save
+
+            save(self, path)
+        self.path = os.path.abspath(path)
 
     @classmethod
     def load(cls, path: str | Path, *, strict: bool = True) -> "Graph":
-        from .document import load
+        """Load a nodegraph JSON document, or a Nuke script (``.nk``, ``.gizmo``) by its suffix."""
+        if is_nuke_path(path):
+            from .nuke.reader import load_nk
 
-        return load(path, strict=strict)
+            graph = load_nk(path)
+        else:
+            from .document import load
+
+            graph = load(path, strict=strict)
+        graph.path = os.path.abspath(path)
+        return graph
 
     def __repr__(self) -> str:
         return f"<Graph {len(self._nodes)} nodes, {self._g.number_of_edges()} links>"
+
+
+def is_nuke_path(path: str | os.PathLike[str]) -> bool:
+    """True for a Nuke script or gizmo file name (``.nk``, ``.nknc``, ``.gizmo``), by suffix."""
+    return str(path).lower().endswith((".nk", ".nknc", ".gizmo"))
 
 
 def _cycles(g: nx.MultiDiGraph) -> list[list[str]]:

@@ -52,6 +52,9 @@ class Knobs(BaseModel):
 
     _owner: Any = pydantic.PrivateAttr(default=None)
 
+    disable: bool = False
+    """Pass the first input through unchanged (Nuke's ``disable``, on every node; may be animated)."""
+
 
 @dataclass(frozen=True)
 class Input:
@@ -363,6 +366,15 @@ class Node:
         """Name of an input this node returns unchanged at ``ctx.frame`` (then it shares its hash)."""
         return None
 
+    def through(self, ctx: "Context") -> str | None:
+        """:meth:`passthrough`, or the first input when the node is disabled (what the evaluator asks)."""
+        if self.knobs.disable:
+            first = self.inputs[0].name if self.inputs else None
+            if first is None or first not in ctx.connected:
+                raise GraphError("the node is disabled and has no first input to pass through", node=self.path)
+            return first
+        return self.passthrough(ctx)
+
     def hash_extra(self, ctx: "Context") -> bytes:
         """Extra bytes for the hash at this frame: file readers add path, size and mtime."""
         return b""
@@ -423,8 +435,28 @@ class UnknownNode(Node, abstract=True):
         self.inputs = self.inputs + (spec,)
         return spec
 
+    @property
+    def nuke(self) -> dict[str, Any]:
+        """What a Nuke script said about this node (``extras["nuke"]``), if it came from one."""
+        data = self.extras.get("nuke")
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def ui_only(self) -> bool:
+        """A node only Nuke's interface uses (Viewer, BackdropNode, StickyNote): kept, never an issue."""
+        return bool(self.nuke.get("ui_only"))
+
+    def problem(self) -> str:
+        """Why this node cannot be rendered."""
+        reason = self.nuke.get("placeholder")
+        if reason:
+            return f"Nuke node {self.type_name} kept as a placeholder: {reason}"
+        if self.nuke:
+            return f"Nuke class {self.type_name!r} is not supported by nodegraph (kept with its knobs and inputs)"
+        return f"unknown node type {self.type_name!r}"
+
     def compute(self, ctx: "Context") -> "Image":
-        raise GraphError(f"unknown node type {self.type_name!r}", node=self.name)
+        raise GraphError(self.problem(), node=self.path)
 
 
 class Registry:

@@ -229,7 +229,7 @@ class ProcessRunner(Runner):
         self.window = 2 * workers
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                         initializer=_worker_init,
-                                        initargs=(graph.to_dict(), str(dev), dtype_name(dtype), threads, cache_bytes))
+                                        initargs=(worker_document(graph), str(dev), dtype_name(dtype), threads, cache_bytes))
 
     def submit(self, job: Job) -> Future:
         return self.pool.submit(_process_job, job)
@@ -245,9 +245,23 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
+#: Metadata key carrying ``graph.path`` to worker processes (relative file paths resolve against it).
+_PATH_KEY = "nodegraph_worker_graph_path"
+
+
+def worker_document(graph: Graph) -> dict[str, Any]:
+    """The JSON document a worker process loads the graph from, with the graph's own file path."""
+    doc = graph.to_dict()
+    if graph.path:
+        doc["metadata"] = {**doc.get("metadata", {}), _PATH_KEY: graph.path}
+    return doc
+
+
 def worker_evaluator(doc: dict[str, Any], cache_bytes: int | None) -> Evaluator:
     """The evaluator a worker process renders with: the graph loaded from its JSON document."""
-    return Evaluator(Graph.from_dict(doc), max_cache_bytes=cache_bytes, admit_on_reuse=True)
+    graph = Graph.from_dict(doc)
+    graph.path = graph.metadata.pop(_PATH_KEY, None)
+    return Evaluator(graph, max_cache_bytes=cache_bytes, admit_on_reuse=True)
 
 
 def _worker_init(doc: dict[str, Any], device: str, dtype: str, threads: int, cache_bytes: int | None) -> None:
@@ -328,9 +342,10 @@ def render(
 
     def collect(job: Job, fut: Future) -> None:
         try:
-            record(fut.result())
+            results = fut.result()
         except Exception as err:  # retried and still failing, or its worker died: name the frames
-            record(job_failures(job, err))
+            results = job_failures(job, err)
+        record(results)  # an exception from on_progress (a caller stopping the render) propagates
 
     workers = max(1, int(workers))
     if dev.type == "cuda":

@@ -31,6 +31,11 @@ def _bracket_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def _tcl_literal(text: str) -> str:
+    """``text`` as a file knob that means it literally (Nuke's TCL: brackets escaped)."""
+    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+
+
 def _ok(res, *codes: int) -> None:
     """The command ended through its own exit, never an exception (a MarkupError exits 1 too)."""
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
@@ -55,8 +60,9 @@ def test_render_failure_lines_and_summary_keep_brackets(tmp_path: Path) -> None:
     folder = _bracket_dir(tmp_path)
     g = ng.Graph()
     bars = g.add("ColorBars", format="8x4")
-    g.add("Write", "Broken", input=bars, file=str(folder / "missing" / "a.####.exr"))
-    g.add("Write", "Good", input=bars, file=str(folder / f"{NAME}.####.exr"))
+    # file knobs hold TCL as in Nuke: a literal bracket is escaped
+    g.add("Write", "Broken", input=bars, file=_tcl_literal(str(folder / "missing" / "a.####.exr")))
+    g.add("Write", "Good", input=bars, file=_tcl_literal(str(folder / f"{NAME}.####.exr")))
     path = tmp_path / "g.json"
     g.save(path)
     res = runner.invoke(app, ["render", str(path), "--frames", "1-2"])

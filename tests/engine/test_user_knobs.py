@@ -72,3 +72,20 @@ def test_an_expression_reads_its_own_keys_as_curve() -> None:
     assert ng.Expression("curve", keys=keys) != ng.Expression("curve")
     with pytest.raises(ng.KnobError, match="Curve"):
         ng.Expression("curve", keys=[1, 2])
+
+
+def test_disable_on_any_node_passes_the_first_input_through_and_can_be_animated() -> None:
+    g = ng.Graph()
+    src = g.add("Constant", color=(0.5, 0.5, 0.5, 1.0), format="64 32")
+    grade = g.add("Grade", input=src, multiply=2.0)
+    assert g.evaluate(grade, 1).pixels[0].max().item() == pytest.approx(1.0)
+    grade.set(disable=True)
+    assert g.evaluator.hash(grade, 1) == g.evaluator.hash(src, 1)
+    assert g.evaluate(grade, 1).pixels[0].max().item() == pytest.approx(0.5)
+    grade.set(disable=ng.Expression("frame > 5"))
+    assert g.evaluate(grade, 5).pixels[0].max().item() == pytest.approx(1.0)
+    assert g.evaluate(grade, 6).pixels[0].max().item() == pytest.approx(0.5)
+    assert loads(dumps(g))[grade.name].value("disable", 6) is True
+    src.set(disable=True)  # nothing to pass through: a clear error, not black pixels from nowhere
+    with pytest.raises(ng.GraphError, match="disabled and has no first input"):
+        g.evaluate(src, 1)

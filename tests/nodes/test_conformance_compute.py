@@ -59,7 +59,8 @@ EXCLUDED = {
     "Input",
 }
 TYPES = sorted(t for t in NODE_TYPES if t not in EXCLUDED)
-KNOBS = [(t, k) for t in TYPES for k in NODE_TYPES[t].knob_names()]
+#: Every node's own knobs; ``disable``, which every node has from the base, has its own test below.
+KNOBS = [(t, k) for t in TYPES for k in NODE_TYPES[t].knob_names() if k != "disable"]
 
 # (type, knob): knobs that legitimately leave the hash at a frame unchanged, with the reason.
 HASH_NEUTRAL_KNOBS = {
@@ -398,7 +399,7 @@ def _identity_values(cls: type[ng.Node], knob: str) -> list[Any]:
 
 def _settings(type_name: str) -> list[dict[str, Any]]:
     cls = NODE_TYPES[type_name]
-    one = [{}] + [{k: v} for k in cls.knob_names() for v in _identity_values(cls, k)]
+    one = [{}] + [{k: v} for k in cls.knob_names() if k != "disable" for v in _identity_values(cls, k)]
     live = _live_base(type_name)
     return one + ([{**live, **s} for s in one] if live else [])
 
@@ -412,7 +413,7 @@ def _live_base(type_name: str) -> dict[str, Any]:
     cls = NODE_TYPES[type_name]
     original = {k: getattr(node.knobs, k) for k in cls.knob_names()}
     for knob in cls.knob_names():
-        for value in knob_candidates(cls, knob):
+        for value in knob_candidates(cls, knob) if knob != "disable" else ():
             try:
                 node.set(**original).set(**{knob: value})
                 if passthrough_of(g, node) is None:
@@ -609,3 +610,21 @@ def test_animated_knob_changes_only_frames_whose_value_differs() -> None:
     node.set(multiply=Curve([Key(1, 1.0, "constant"), Key(5, 2.0, "constant")]))
     hashes = [g.evaluator.hash(node, f) for f in range(1, 7)]
     assert len(set(hashes[:4])) == 1 and len(set(hashes[4:])) == 1 and hashes[0] != hashes[4]
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_disable_passes_the_first_input_through_or_names_why_it_cannot(type_name: str) -> None:
+    """Nuke's ``disable``, on every node: the first input passes through (same hash, same pixels);
+    a node whose first input is not connected (a generator) says so instead of making pixels up."""
+    g, node, feeds = build(type_name)
+    node.set(disable=True)
+    first = type(node).inputs[0].name if type(node).inputs else None
+    if type_name == "Output":  # the group's Output passes its input through anyway
+        first = "input"
+    if first is not None and first in node.graph.sources_of(node):
+        src = node.graph.sources_of(node)[first]
+        assert g.evaluator.hash(node, 1) == g.evaluator.hash(src, 1), type_name
+        _assert_same_pixels(g.evaluate(node, 1), g.evaluate(src, 1), f"{type_name} disabled")
+    else:
+        with pytest.raises(ng.GraphError, match="disabled and has no first input"):
+            g.evaluate(node, 1)

@@ -1,0 +1,115 @@
+"""Per-class mapping between Nuke's nodes and nodegraph's: knob names, Nuke's defaults, inputs.
+
+nodegraph names its node types and knobs as Nuke does, so most of the mapping is the identity.
+This module holds the exceptions:
+
+- knob names Nuke has used over the years for the same knob (``FrameHold`` ``first_frame`` and
+  ``firstFrame``; ``Merge2`` ``maskChannelMask``; ``Keyer`` ``input``);
+- Nuke's defaults where nodegraph's differ: a knob absent from a script has Nuke's default
+  (Nuke writes only knobs that differ from it). A ``format`` knob absent from a generator or a
+  Reformat is the script's root format, as in Nuke;
+- which text knobs hold channels (``rgba``, ``-rgba.alpha``, 4-slot sets) or formats;
+- knobs only Nuke's user interface reads (position, colour, font), kept verbatim for writing.
+
+Input order: a node's nodegraph inputs are listed in Nuke's input order (Merge2: B, A; Copy: B, A),
+the mask last; in a script the mask input comes after the ``N`` main inputs of ``inputs N+M``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Knob names read from scripts, per Nuke class: Nuke's name -> nodegraph's.
+RENAMED: dict[str, dict[str, str]] = {
+    "*": {"maskChannelMask": "maskChannelInput"},
+    "FrameHold": {"first_frame": "firstFrame"},
+    "Keyer": {"input": "layer"},
+    "Inference": {"serialiseKnob": "knobValues"},
+}
+#: nodegraph knob -> the name written to scripts, where it is not the knob's own name.
+WRITTEN: dict[str, dict[str, str]] = {
+    "FrameHold": {"firstFrame": "first_frame"},
+    "Keyer": {"layer": "input"},
+    "Inference": {"knobValues": "serialiseKnob"},
+}
+
+#: Nuke's defaults where nodegraph's differ (the value a knob absent from a script has).
+NUKE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "Reformat": {"black_outside": False},
+}
+
+#: Text knobs holding a set of channels (``rgba``, ``{rgba.red -rgba.alpha}``).
+CHANNEL_SET_KNOBS = frozenset({"channels", "channels2", "channels3", "channels4", "Achannels", "Bchannels",
+                               "output", "also_merge", "in", "in2", "out", "out2", "in1", "out1", "layer",
+                               "channelsIn", "channelsOut"})
+#: Text knobs naming one channel (``-rgba.alpha`` there means none).
+CHANNEL_KNOBS = frozenset({"maskChannelInput", "maskChannel", "from0", "from1", "from2", "from3", "to0", "to1",
+                           "to2", "to3", "unpremult", "alpha"})
+#: Classes whose ``alpha`` knob is not a channel (Shuffle's is a source selector).
+NOT_CHANNEL: dict[str, frozenset[str]] = {"Shuffle": frozenset({"red", "green", "blue", "alpha", "in", "out",
+                                                                "in2", "out2"})}
+
+#: Knobs only Nuke's interface reads: kept verbatim, never mapped.
+UI_KNOBS = frozenset({
+    "xpos", "ypos", "selected", "label", "note_font", "note_font_size", "note_font_color", "tile_color",
+    "gl_color", "hide_input", "postage_stamp", "postage_stamp_frame", "help", "onCreate", "onDestroy",
+    "knobChanged", "updateUI", "autolabel", "icon", "bookmark", "indicators", "dope_sheet", "cached",
+    "lock_connections", "z_order", "bdwidth", "bdheight", "appearance", "border_width", "shape",
+    "tab_index", "onScriptLoad", "onScriptSave", "onScriptClose", "panel", "frame_range_lock",
+})
+
+#: Classes that are only Nuke's interface: kept for writing, never rendered, never an issue.
+UI_CLASSES = frozenset({"Viewer", "BackdropNode", "StickyNote"})
+
+#: Classes whose absent ``format`` is the root format.
+ROOT_FORMAT_CLASSES = frozenset({"Constant", "ColorBars", "CheckerBoard2", "Ramp", "Reformat", "ColorWheel",
+                                 "Noise", "Radial", "Rectangle", "Text2", "Roto", "RotoPaint"})
+
+
+def knob_name(nuke_class: str, name: str) -> str:
+    """The nodegraph knob a script's knob ``name`` of ``nuke_class`` sets."""
+    return RENAMED.get(nuke_class, {}).get(name) or RENAMED["*"].get(name, name)
+
+
+def nuke_name(nuke_class: str, knob: str) -> str:
+    """The name a nodegraph knob is written under in a script of ``nuke_class``."""
+    return WRITTEN.get(nuke_class, {}).get(knob, knob)
+
+
+def nuke_default(nuke_class: str, knob: str, ours: Any) -> Any:
+    """The value a knob absent from a script has in Nuke (``ours`` where they agree)."""
+    return NUKE_DEFAULTS.get(nuke_class, {}).get(knob, ours)
+
+
+def is_channel_set(nuke_class: str, knob: str) -> bool:
+    return knob in CHANNEL_SET_KNOBS and knob not in NOT_CHANNEL.get(nuke_class, ())
+
+
+def is_channel(nuke_class: str, knob: str) -> bool:
+    return knob in CHANNEL_KNOBS and knob not in NOT_CHANNEL.get(nuke_class, ())
+
+
+def input_names(input_specs: tuple[str, ...], main: int, masks: int) -> list[str | None]:
+    """nodegraph input names by Nuke input index for a node written with ``inputs main+masks``:
+    the main inputs in order, then the mask; None where nodegraph has no such input."""
+    names = [n for n in input_specs if n != "mask"]
+    out: list[str | None] = [names[i] if i < len(names) else None for i in range(main)]
+    for j in range(masks):
+        out.append("mask" if j == 0 and "mask" in input_specs else None)
+    return out
+
+
+def nuke_inputs(input_specs: tuple[str, ...], connected: set[str]) -> tuple[list[str | None], int, int]:
+    """The inverse of :func:`input_names` for writing: Nuke's input slots (our input name or None
+    for an empty slot), and N and M of ``inputs N+M``."""
+    names = [n for n in input_specs if n != "mask"]
+    last = max((i for i, n in enumerate(names) if n in connected), default=-1)
+    slots: list[str | None] = [n if n in connected else None for n in names[:last + 1]]
+    masks = 1 if "mask" in input_specs and "mask" in connected else 0
+    if masks:
+        slots.append("mask")
+    return slots, last + 1, masks
+
+
+__all__ = ["CHANNEL_KNOBS", "CHANNEL_SET_KNOBS", "NUKE_DEFAULTS", "RENAMED", "ROOT_FORMAT_CLASSES", "UI_CLASSES",
+           "UI_KNOBS", "WRITTEN", "input_names", "is_channel", "is_channel_set", "knob_name", "nuke_default", "nuke_name", "nuke_inputs"]
