@@ -1,5 +1,5 @@
 """More of Nuke's filter and layout nodes: Matrix (convolution), Dilate (Erode (fast)), Median,
-Mirror, Mirror2, BlackOutside.
+Sharpen, Mirror, Mirror2, BlackOutside.
 
 Outside its data window an image is black (nodegraph's rule), so a convolution reads black there
 and its data window grows by the kernel's reach; Mirror flips pixels exactly (no resampling)
@@ -21,6 +21,7 @@ from nodegraph.node import Input, Knobs, Node
 
 from ._common import ChannelsKnob, mask_weight, select_channels
 from .color import _MASK_INPUT, _blend, _MaskKnobs, _work_dtype
+from .filter import BlurFilter, SizeKnob, _conv_axis, blur_kernel
 
 #: Largest ``width`` / ``height`` of a Matrix (the matrix knob takes any w x h up to it).
 MAX_MATRIX_SIDE = 15
@@ -42,9 +43,16 @@ def kernel_of(values: tuple[float, ...], width: int, height: int, normalize: boo
     return k
 
 
-def _apply_planes(img: Image, names: list[str], out_box: Box, planes: torch.Tensor, weight) -> Image:
-    """``img`` re-windowed to ``out_box`` with the channels ``names`` replaced by ``planes``
-    (mixed with the re-windowed input by ``weight``)."""
+def _planes(img: Image, names: list[str], box: Box, dtype: torch.dtype) -> torch.Tensor:
+    """The channels ``names`` of ``img`` over ``box`` (black outside its data window), in ``dtype``."""
+    src = Image(img.pixels[[img.index(n) for n in names]], tuple(names), img.bbox, img.format)
+    return src.crop_to(box).pixels.to(dtype)
+
+
+def _apply_planes(ctx: Context, knobs, img: Image, names: list[str], out_box: Box, planes: torch.Tensor) -> Image:
+    """``img`` re-windowed to ``out_box`` with the channels ``names`` replaced by ``planes``, mixed
+    with the re-windowed input by ``mix`` times the mask (Nuke's mask knobs in ``knobs``)."""
+    weight = mask_weight(ctx, knobs, out_box, device=img.device, dtype=planes.dtype)
     base = img.crop_to(out_box)
     pixels = base.pixels.clone()
     idx = [img.index(n) for n in names]
@@ -91,13 +99,11 @@ class Matrix(Node):
         b = img.bbox
         out_box = Box(b.x0 - (w - 1 - cx), b.y0 - (h - 1 - cy), b.x1 + cx, b.y1 + cy)
         work = _work_dtype(img.dtype)
-        src = Image(img.pixels[[img.index(n) for n in names]], tuple(names), b, img.format)
-        padded = src.crop_to(Box(out_box.x0 - cx, out_box.y0 - cy, out_box.x1 + (w - 1 - cx),
-                                 out_box.y1 + (h - 1 - cy))).pixels.to(work)
+        padded = _planes(img, names, Box(out_box.x0 - cx, out_box.y0 - cy, out_box.x1 + (w - 1 - cx),
+                                         out_box.y1 + (h - 1 - cy)), work)
         kernel = kernel_of(k.matrix, w, h, k.normalize).to(device=img.device, dtype=work)
         out = F.conv2d(padded[:, None], kernel[None, None])[:, 0]  # cross-correlation: not mirrored
-        weight = mask_weight(ctx, k, out_box, device=img.device, dtype=work)
-        return _apply_planes(img, names, out_box, out, weight)
+        return _apply_planes(ctx, k, img, names, out_box, out)
 
 
 # --- Dilate (Erode (fast)) and Median --------------------------------------------------------------
@@ -168,12 +174,10 @@ class Dilate(Node):
         gx, gy = (rx if sx > 0 else 0), (ry if sy > 0 else 0)
         b = img.bbox
         out_box = Box(b.x0 - gx, b.y0 - gy, b.x1 + gx, b.y1 + gy)
-        work = _work_dtype(img.dtype)
-        src = Image(img.pixels[[img.index(n) for n in names]], tuple(names), b, img.format)
-        x = src.crop_to(Box(out_box.x0 - rx, out_box.y0 - ry, out_box.x1 + rx, out_box.y1 + ry)).pixels.to(work)
+        x = _planes(img, names, Box(out_box.x0 - rx, out_box.y0 - ry, out_box.x1 + rx, out_box.y1 + ry),
+                    _work_dtype(img.dtype))
         out = _minmax_axis(_minmax_axis(x, sx, rx, 2), sy, ry, 1)
-        weight = mask_weight(ctx, k, out_box, device=img.device, dtype=work)
-        return _apply_planes(img, names, out_box, out, weight)
+        return _apply_planes(ctx, k, img, names, out_box, out)
 
 
 def median_window(size: float) -> int:
@@ -209,14 +213,64 @@ class Median(Node):
         if not names or img.bbox.empty or (kw == 1 and kh == 1):
             return img
         b = img.bbox
-        work = _work_dtype(img.dtype)
-        src = Image(img.pixels[[img.index(n) for n in names]], tuple(names), b, img.format)
         rx, ry = kw // 2, kh // 2
-        x = src.crop_to(Box(b.x0 - rx, b.y0 - ry, b.x1 + rx, b.y1 + ry)).pixels.to(work)
+        x = _planes(img, names, Box(b.x0 - rx, b.y0 - ry, b.x1 + rx, b.y1 + ry), _work_dtype(img.dtype))
         windows = x.unfold(1, kh, 1).unfold(2, kw, 1)  # [C, H, W, kh, kw]
         out = windows.reshape(*windows.shape[:3], -1).median(dim=-1).values
-        weight = mask_weight(ctx, k, b, device=img.device, dtype=work)
-        return _apply_planes(img, names, b, out, weight)
+        return _apply_planes(ctx, k, img, names, b, out)
+
+
+class Sharpen(Node):
+    """Nuke's Sharpen: an unsharp mask, out = x + amount (x - blur(x)).
+
+    blur is Blur's filter of ``size`` pixels (same kernels: gaussian sigma = size / 2.4, box,
+    triangle, quadratic). Outside the data window is black, so the result spreads (a dark halo
+    beyond the edge) over the data window grown by the filter radius, clipped to the format with
+    ``crop`` on (as Blur). ``minimum`` and ``maximum`` are Nuke's knobs, kept with the node but not
+    applied (Foundry's documentation does not say how they limit the result); ``quality`` is
+    ignored as in Blur."""
+
+    category = "Filter"
+    inputs = (Input("input", doc="Image to sharpen."), _MASK_INPUT)
+
+    class Knobs(_MaskKnobs):
+        channels: ChannelsKnob = "rgb"
+        """Channels to sharpen; others pass through (black-padded to the grown data window)."""
+        amount: float = 1.0
+        """Strength: the blurred-away detail x - blur(x) is added this many times."""
+        size: SizeKnob = 3.0
+        """Size of the blur that separates the detail, one value or (x, y), in pixels."""
+        filter: BlurFilter = "gaussian"
+        """Blur kernel: box, triangle, quadratic or gaussian."""
+        minimum: float = 0.0
+        """Nuke's lower limit knob; kept, not applied (see the node's documentation)."""
+        maximum: float = 1.0
+        """Nuke's upper limit knob; kept, not applied (see the node's documentation)."""
+        quality: int = Field(15, ge=0)
+        """Nuke's speed/quality trade-off for large sizes; ignored: always full quality."""
+        crop: bool = True
+        """Clip the grown data window to the format."""
+
+    def compute(self, ctx: Context) -> Image:
+        img = ctx.input("input")
+        k = self.knobs
+        sx, sy = _pair(k.size)
+        kx, ky = blur_kernel(k.filter, sx), blur_kernel(k.filter, sy)
+        rx, ry = kx.numel() // 2, ky.numel() // 2
+        names = [n for n in select_channels(k.channels, img, self.name) if n in img.channels]
+        if not names or img.bbox.empty:
+            return img
+        b = img.bbox
+        out_box = Box(b.x0 - rx, b.y0 - ry, b.x1 + rx, b.y1 + ry)
+        if k.crop:
+            out_box = out_box.intersect(img.format.display)
+        if out_box.empty:
+            return img.crop_to(out_box)
+        padded = _planes(img, names, Box(out_box.x0 - rx, out_box.y0 - ry, out_box.x1 + rx, out_box.y1 + ry),
+                         _work_dtype(img.dtype))
+        blurred = _conv_axis(_conv_axis(padded, kx, 2), ky, 1)
+        x = padded[:, ry:ry + out_box.height, rx:rx + out_box.width]
+        return _apply_planes(ctx, k, img, names, out_box, x + (x - blurred) * k.amount)
 
 
 def mirror(img: Image, horizontal: bool, vertical: bool) -> Image:
@@ -288,5 +342,5 @@ class BlackOutside(Node):
         return img.crop_to(inner).crop_to(Box(inner.x0 - 1, inner.y0 - 1, inner.x1 + 1, inner.y1 + 1))
 
 
-__all__ = ["BlackOutside", "Dilate", "Matrix", "Median", "Mirror", "Mirror2", "kernel_of", "median_window", "mirror",
+__all__ = ["BlackOutside", "Dilate", "Matrix", "Median", "Mirror", "Mirror2", "Sharpen", "kernel_of", "median_window", "mirror",
            "MAX_MATRIX_SIDE"]

@@ -4,7 +4,8 @@ Matrix: OpenImageIO's ``convolve`` (its kernel's data window gives the offsets, 
 origin is (-cx, -cy) is laid over the image as it reads: a correlation, as Nuke's Matrix) and a
 plain numpy loop; the source is padded with black beyond the kernel's reach so that OIIO's edge
 rule never matters. Dilate and Median: OpenImageIO's ``dilate`` / ``erode`` / ``median_filter``
-on a black-padded copy, and numpy for fractional sizes. Mirror: OpenImageIO's ``flop`` / ``flip``.
+on a black-padded copy, and numpy for fractional sizes. Sharpen: x + amount (x - blur) with the
+blur kernel written from Blur's formula here and convolved by OpenImageIO. Mirror: OpenImageIO's ``flop`` / ``flip``.
 Hypothesis draws the matrices, sizes and data windows.
 """
 
@@ -23,7 +24,7 @@ import nodegraph as ng
 from nodegraph import Box, Format, Image
 from nodegraph.channels import RGBA
 from nodegraph.expression import Expression
-from nodegraph.nodes.filter_extra import BlackOutside, Dilate, Matrix, Median, Mirror, Mirror2, kernel_of
+from nodegraph.nodes.filter_extra import BlackOutside, Dilate, Matrix, Median, Mirror, Mirror2, Sharpen, kernel_of
 from nodegraph.testing import compute_node
 
 FMT = Format.of_size(12, 8)
@@ -247,6 +248,48 @@ def test_median_removes_an_outlier_and_mixes():
     assert float(half.pixels[0, 2, 2]) == pytest.approx(50.125)
 
 
+# --- Sharpen ---------------------------------------------------------------------------------------
+
+def gaussian_2d(size: float) -> np.ndarray:
+    sigma = size / 2.4
+    r = int(np.ceil(3 * sigma))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-x * x / (2 * sigma * sigma))
+    k /= k.sum()
+    return np.outer(k, k)
+
+
+@pytest.mark.parametrize("size, amount, filt", [(3.0, 1.0, "gaussian"), (6.0, 0.5, "gaussian"), (3.0, 2.0, "box")])
+def test_sharpen_is_an_unsharp_mask(size, amount, filt):
+    img = random_image(14)
+    out = run(Sharpen, img, size=size, amount=amount, filter=filt, channels="rgba", crop=False)
+    kernel = gaussian_2d(size) if filt == "gaussian" else np.full((3, 3), 1 / 9)
+    r = kernel.shape[0] // 2
+    b = img.bbox
+    assert out.bbox == Box(b.x0 - r, b.y0 - r, b.x1 + r, b.y1 + r)
+    blurred = oiio_correlate(img, kernel, out.bbox)
+    x = img.crop_to(out.bbox).pixels.double().numpy()
+    np.testing.assert_allclose(out.pixels.double().numpy(), x + amount * (x - blurred), atol=1e-5)
+    cropped = run(Sharpen, img, size=size, amount=amount, filter=filt, channels="rgba")
+    assert cropped.bbox == FMT.display
+    np.testing.assert_allclose(cropped.pixels.numpy(), out.crop_to(FMT.display).pixels.numpy())
+
+
+def test_sharpen_defaults_channels_and_mix():
+    img = random_image(15)
+    out = run(Sharpen, img)
+    assert torch.equal(out.pixels[3], img.pixels[3])  # rgb by default: alpha untouched
+    flat = Image(torch.full((4, 16, 20), 0.5), RGBA, Box(-4, -4, 16, 12), FMT)
+    assert torch.allclose(run(Sharpen, flat, amount=3.0).pixels, flat.crop_to(FMT.display).pixels)  # no detail
+    half = run(Sharpen, img, mix=0.5)
+    torch.testing.assert_close(half.pixels, (out.pixels + img.pixels) / 2, atol=1e-6, rtol=0)
+    g = ng.Graph()
+    src = g.add("CheckerBoard2", "C", format="16x8", boxsize=4)
+    node = g.add("Sharpen", "S", input=src, amount=Expression("frame - 1"))
+    assert torch.equal(g.evaluate(node, 1).pixels, g.evaluate(src, 1).pixels)  # amount 0 at frame 1
+    assert not torch.equal(g.evaluate(node, 2).pixels, g.evaluate(src, 2).pixels)
+
+
 # --- Mirror, Mirror2 -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("h, v", [(True, False), (False, True), (True, True), (False, False)])
@@ -299,7 +342,7 @@ def test_blackoutside_cuts_to_the_format_and_adds_a_black_border():
 
 @pytest.mark.parametrize("cls, knobs", [(Matrix, {"matrix": (1.0,) * 9}), (Mirror, {"Horizontal": True}),
                                         (Mirror2, {"flip": True}), (BlackOutside, {}), (Dilate, {"size": 1.5}),
-                                        (Dilate, {"size": -2.0}), (Median, {})])
+                                        (Dilate, {"size": -2.0}), (Median, {}), (Sharpen, {"amount": 2.0})])
 @pytest.mark.parametrize("box", [Box(4, 3, 4, 3), Box(4, 0, 4, 8), Box(20, 20, 20, 20)])
 def test_empty_data_window(cls, knobs, box):
     empty = Image(torch.zeros(4, box.height, box.width), RGBA, box, FMT)
