@@ -128,31 +128,28 @@ def _pool_axis(x: torch.Tensor, k: int, dim: int, is_max: bool) -> torch.Tensor:
     return pooled.reshape(*shape[:-1], pooled.shape[-1]).movedim(-1, dim)
 
 
+def dilate_radius(size: float) -> int:
+    """Whole pixels of a Dilate ``size``: |size| rounded to the nearest integer (halves up)."""
+    return int(math.floor(abs(size) + 0.5))
+
+
 def _minmax_axis(x: torch.Tensor, size: float, reach: int, dim: int) -> torch.Tensor:
-    """Dilate (size > 0) or erode (size < 0) along ``dim`` by |size| pixels: the max (min) over
-    2n + 1 pixels, n = floor(|size|), blended towards 2n + 3 by the fraction; ``x`` carries
-    ``reach`` extra pixels on both sides, which the result drops."""
-    r = abs(size)
-    n, frac = int(math.floor(r)), r - math.floor(r)
-
-    def window(k: int) -> torch.Tensor:
-        out = _pool_axis(x, k, dim, size > 0)
-        return out.narrow(dim, reach - k, x.shape[dim] - 2 * reach)
-
-    out = window(n)
-    if frac > 0:
-        out = out + (window(n + 1) - out) * frac
-    return out
+    """Dilate (size > 0) or erode (size < 0) along ``dim``: the max (min) over 2n + 1 pixels,
+    n = :func:`dilate_radius`; ``x`` carries ``reach`` extra pixels on both sides, which the result
+    drops."""
+    n = dilate_radius(size)
+    return _pool_axis(x, n, dim, size > 0).narrow(dim, reach - n, x.shape[dim] - 2 * reach)
 
 
 class Dilate(Node):
     """Nuke's Erode (fast) (script class ``Dilate``): a box min/max filter.
 
-    Along each axis, a positive ``size`` s takes the maximum over the 2 floor(s) + 1 pixels centred
-    on each pixel (bright areas grow), a negative one the minimum (dark areas grow); a fractional
-    size blends linearly towards the next odd width (Nuke documents fractional sizes but not how;
-    this is the choice here). x first, then y; the axes may differ in sign. Outside the data window
-    is black, so growing reads black there; a dilating axis grows the data window by ceil(|s|)."""
+    Along each axis, a positive ``size`` s takes the maximum over the 2n + 1 pixels centred on each
+    pixel (bright areas grow), a negative one the minimum (dark areas grow). Erode (fast) works in
+    whole pixels only (an animated size jumps from one to the next); n is |s| rounded to the
+    nearest integer, halves up (the rounding is not documented). x first, then y; the axes may
+    differ in sign. Outside the data window is black, so growing reads black there; a dilating
+    axis grows the data window by n."""
 
     category = "Filter"
     inputs = (Input("input", doc="Image or matte to dilate or erode."), _MASK_INPUT)
@@ -161,16 +158,16 @@ class Dilate(Node):
         channels: ChannelsKnob = "all"
         """Channels to filter; others pass through (black-padded to a grown data window)."""
         size: SignedSize = 0.0
-        """Pixels, one value or (x, y): positive dilates (max), negative erodes (min)."""
+        """Pixels, one value or (x, y): positive dilates (max), negative erodes (min); whole pixels (rounded)."""
 
     def compute(self, ctx: Context) -> Image:
         img = ctx.input("input")
         k = self.knobs
         sx, sy = _pair(k.size)
         names = [n for n in select_channels(k.channels, img, self.name) if n in img.channels]
-        if not names or img.bbox.empty or (sx == 0 and sy == 0):
+        rx, ry = dilate_radius(sx), dilate_radius(sy)
+        if not names or img.bbox.empty or (rx == 0 and ry == 0):
             return img
-        rx, ry = math.ceil(abs(sx)), math.ceil(abs(sy))
         gx, gy = (rx if sx > 0 else 0), (ry if sy > 0 else 0)
         b = img.bbox
         out_box = Box(b.x0 - gx, b.y0 - gy, b.x1 + gx, b.y1 + gy)
@@ -343,4 +340,5 @@ class BlackOutside(Node):
 
 
 __all__ = ["BlackOutside", "Dilate", "Matrix", "Median", "Mirror", "Mirror2", "Sharpen", "kernel_of", "median_window", "mirror",
+           "dilate_radius",
            "MAX_MATRIX_SIDE"]
