@@ -170,7 +170,7 @@ class EXPTool(_PerChannelOp):
         """Channels to change (red, green and blue take their own amount; others pass through)."""
         mode: ExposureMode = "Densities"
         """Units of red/green/blue ("Adjust in"): Stops, Lights (printer lights), Densities, Cineon (code values)."""
-        colorspace: Literal["Linear", "Cineon"] = "Linear"
+        colorspace: Literal["Cineon", "Linear"] = "Linear"  # Nuke's order: the default is item 1
         """Linear: a multiplication; Cineon: the data is raw Cineon log and the change an offset."""
         gang: bool = True
         """Nuke's UI link of the three sliders; the script stores red, green and blue anyway."""
