@@ -300,3 +300,15 @@ def test_animated_knobs_resolve_per_frame():
     g3, cm = _graph("ColorMatrix", matrix=[Expression("frame"), 0, 0, 0, 1, 0, 0, 0, 1])
     assert torch.allclose(g3.evaluate(cm, 2).pixels[0], src.pixels[0] * 2)
     assert g3.evaluator.hash(cm, 2) != g3.evaluator.hash(cm, 3)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("type_name, knobs", CASES + [("Log2Lin", {}), ("EXPTool", {"colorspace": "Cineon", "red": 5.0})])
+def test_gpu_matches_cpu(type_name, knobs):
+    g, node = _graph(type_name, **knobs)
+    mask = g.add("Ramp", "M", format="16x8", p0=(0, 0), p1=(16, 0), color=(1, 1, 1, 1))
+    g.connect(mask, node, "mask")
+    cpu = g.evaluate(node, 1, device="cpu")
+    gpu = g.evaluate(node, 1, device="cuda")
+    assert gpu.device.type == "cuda" and gpu.bbox == cpu.bbox
+    torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)

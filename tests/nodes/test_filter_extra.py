@@ -357,3 +357,22 @@ def test_half_is_exact_for_pixel_moves_and_order_filters(cls, knobs):
     img = random_image(8)
     half = img.to(dtype=torch.float16)
     assert torch.equal(run(cls, half, **knobs).pixels, run(cls, img, **knobs).pixels.half())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("type_name, knobs", [
+    ("Matrix", {"matrix": (0, -1, 0, -1, 5, -1, 0, -1, 0)}), ("Matrix", {"width": 5, "height": 2, "matrix": (1.0,) * 10,
+                                                                         "normalize": True}),
+    ("Dilate", {"size": (2.0, -1.0)}), ("Median", {"size": 5.0}), ("Sharpen", {"amount": 2.0, "size": 4.0}),
+    ("Mirror", {"Horizontal": True, "Vertical": True}), ("Mirror2", {"flip": True}), ("BlackOutside", {}),
+])
+def test_gpu_matches_cpu(type_name, knobs):
+    g = ng.Graph()
+    src = g.add("Ramp", "R", format="16x8", p0=(0, 0), p1=(16, 8), color=(1.5, 0.5, -0.25, 1.0))
+    node = g.add(type_name, "N", input=src, **knobs)
+    if "mask" in node.input_names():
+        g.connect(g.add("Ramp", "M", format="16x8", p0=(0, 0), p1=(16, 0), color=(1, 1, 1, 1)), node, "mask")
+    cpu = g.evaluate(node, 1, device="cpu")
+    gpu = g.evaluate(node, 1, device="cuda")
+    assert gpu.device.type == "cuda" and gpu.bbox == cpu.bbox
+    torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)
