@@ -16,8 +16,9 @@ Per-pixel variables, after Foundry's documentation of the two nodes:
   units, scaled by the pixel aspect, so that cx = cy is 45 degrees);
 - ``frame`` / ``t``; knobs of any node (``Grade1.white.r``, ``Blur1.size(frame - 1)``), resolved
   as one number per frame; user knobs of the node itself by their bare name;
-- a channel read at another pixel: ``r(x + 1, y)`` (nearest pixel: the coordinates are floored;
-  0 outside the data window);
+- a channel read at another pixel: ``r(x + 1, y)``, by a short name (``r g b a z``, ``Ar``..``Bz``;
+  the engine's parser reads ``depth.Z(x, y)`` as a knob at another frame, so dotted names cannot be
+  sampled); nearest pixel (the coordinates are floored), 0 outside the data window;
 - MergeExpression: ``Ar Ag Ab Aa Az`` and ``Br Bg Bb Ba Bz``, ``A`` or ``B`` before a full channel
   name (``Bmatte.garbage``, also written ``B.matte.garbage``); bare names read B.
 
@@ -46,6 +47,7 @@ from typing import Annotated, Any, Callable
 import torch
 from pydantic import AfterValidator, Field, create_model
 
+from nodegraph import channels as chans
 from nodegraph.errors import KnobError, NodeGraphError
 from nodegraph.evaluator import Context
 from nodegraph.expression import Expression as ParsedExpression
@@ -125,7 +127,12 @@ def targets(spec: str, channels: tuple[str, ...]) -> tuple[str, ...]:
     for item in (s.strip() for s in spec.split(",")):
         if item == "none" or not item:
             continue
-        found = channels if item == "all" else (item,) if "." in item else output_layer_channels(item, channels)
+        if item == "all":
+            found = channels
+        elif "." in item:
+            found = (item,)
+        else:  # Nuke's built-in sets are whole (rgba writes alpha too); other layers as Shuffle's
+            found = chans.LAYER_SHORTHANDS.get(item) or output_layer_channels(item, channels)
         out.extend(c for c in found if c not in out)
     return tuple(out)
 
@@ -212,6 +219,9 @@ class _PixelExpressions(Node, abstract=True):
             self._run(float(ctx.frame), variables, lambda name, xs, ys: zero, self._resolver(record))
         except NodeGraphError as err:
             record.append(["error", err.message])
+        texts = [text for _, _, text in self._temps() if text.strip()] + [text for _, _, text in self._rows()]
+        if any(ParsedExpression(text, _KNOWN).uses_time() for text in texts):
+            record.append(["frame", ctx.frame])  # frame, t or [frame]: every frame differs
         return json.dumps(record, default=str).encode() if record else b""
 
     def _apply(self, ctx: Context, base: Image, variables: dict[str, Any], sample) -> Image:

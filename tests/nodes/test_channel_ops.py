@@ -5,6 +5,7 @@ forms of public .nk scripts, animated knobs, half precision and empty data windo
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -246,3 +247,23 @@ def test_blend_nodes_on_empty_windows_in_half():
         out = compute_node(Dissolve("D", which=0.5), **{"0": e, "1": e}, dtype=dtype)
         assert out.bbox.empty and out.channels == RGBA
         assert compute_node(CopyBBox("C"), B=f, A=e).pixels.numel() == 0
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    g = ng.Graph()
+    b, a = source(g, "B", image(RGBA + ("depth.Z",), seed=1)), source(g, "A", image(seed=2, box=(2, 1, 12, 9)))
+    m = source(g, "M", image(("rgba.alpha",), seed=3, box=(0, 2, 9, 10)))
+    nodes = [
+        g.add("ShuffleCopy", "S", B=b, A=a, red="alpha", green="white", out2="depth", black="blue"),
+        g.add("Remove", "R", input=b, operation="keep", channels="rgb", channels2="depth"),
+        g.add("AddChannels", "AC", input=a, channels="depth", channels2="matte", color=(0.5, 1, 2, 3)),
+        g.add("CopyBBox", "C", B=b, A=a),
+        g.add("Keymix", "K", B=b, A=a, mask=m, mix=0.7, invertMask=True),
+        g.add("Dissolve", "D", **{"0": b, "1": a}, which=0.3, channels="rgb"),
+    ]
+    for node in nodes:
+        cpu = g.evaluate(node, 1, device="cpu")
+        gpu = g.evaluate(node, 1, device="cuda")
+        assert gpu.device.type == "cuda" and gpu.channels == cpu.channels and gpu.bbox == cpu.bbox
+        torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)

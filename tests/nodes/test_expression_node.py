@@ -184,6 +184,18 @@ def test_knob_references_resolve_per_frame_and_enter_the_hash():
     assert torch.all(g.evaluate(node, 6).channel("rgba.blue") == 0.5)
 
 
+def test_frame_in_an_expression_makes_each_frame_its_own():
+    g = ng.Graph()
+    node = g.add("Expression", "E", input=source(g, "S", image()), expr0="frame", expr1="r")
+    assert g.evaluator.hash(node, 1) != g.evaluator.hash(node, 2)
+    assert torch.all(g.evaluate(node, 1).channel("rgba.red") == 1)
+    assert torch.all(g.evaluate(node, 2).channel("rgba.red") == 2)
+    node.set(expr0="r * 2", temp_name0="f", temp_expr0="t")  # a temporary's use of time counts too
+    assert g.evaluator.hash(node, 1) != g.evaluator.hash(node, 2)
+    node.set(temp_expr0="1")  # nothing depends on the frame: one cache entry
+    assert g.evaluator.hash(node, 1) == g.evaluator.hash(node, 2)
+
+
 def test_animated_mix_and_mask():
     g = ng.Graph()
     img, matte = image(), image(seed=3)
@@ -254,3 +266,22 @@ def test_merge_expression_inputs_in_a_graph_and_public_script_form():
     want = np.maximum(np.maximum(A[0] - B[0], A[1] - B[1]), A[2] - B[2])
     for name in RGBA:
         close(out.channel(name), want)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    g = ng.Graph()
+    b, a = source(g, "B", image(RGBA + ("depth.Z",), seed=1)), source(g, "A", image(seed=2, box=(2, 1, 12, 9)))
+    g.add("Grade", "Grade1", white=1.5)
+    nodes = [
+        g.add("Expression", "E", input=b, temp_name0="n", temp_expr0="noise(x / 3, y / 3) + random(r, g)",
+              expr0="n * Grade1.white + z", expr1="r(x + 1, y - 1)", expr2="cx * cy + frame / width",
+              channel3="matte", expr3="fBm(x / 4, y / 4, 0, 3, 2, 0.5)", mask=a, mix=0.75),
+        g.add("MergeExpression", "M", B=b, A=a, expr0="Ar * Br + Adepth.Z", expr1="Ag(x, y + 1) + A.rgba.green",
+              expr2="turbulence(x / 5, y / 5, Ab, 2, 2, 0.5)", expr3="Aa > Ba ? 1 : 0"),
+    ]
+    for node in nodes:
+        cpu = g.evaluate(node, 3, device="cpu")
+        gpu = g.evaluate(node, 3, device="cuda")
+        assert gpu.device.type == "cuda" and gpu.channels == cpu.channels and gpu.bbox == cpu.bbox
+        torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)
