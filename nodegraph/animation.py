@@ -105,10 +105,18 @@ class Shape:
 
     counts: frozenset[int]
     base: type  # float, int or bool
+    #: For a choice knob (``Literal[...]``): its choices; an expression or curve on it gives the
+    #: index of the choice, as in Nuke (rounded down, held to the first and last choice).
+    choices: tuple[str, ...] = ()
 
 
 def knob_shape(annotation: Any) -> Shape | None:
     """The numeric shape of a knob annotation, or None if the knob cannot be animated."""
+    if typing.get_origin(annotation) is typing.Literal:
+        choices = typing.get_args(annotation)
+        if choices and all(isinstance(c, str) for c in choices):
+            return Shape(frozenset({1}), int, tuple(choices))
+        return None
     counts: set[int] = set()
     bases: set[type] = set()
 
@@ -236,6 +244,9 @@ class Animated:
         finally:
             stack.pop()
         values = tuple(_cast(v, self.shape.base, self.owner_name, self.knob, frame) for v in values)
+        if self.shape.choices:
+            last = len(self.shape.choices) - 1
+            return self.shape.choices[min(max(values[0], 0), last)]
         return values[0] if len(values) == 1 else values
 
 

@@ -267,11 +267,24 @@ class Node:
             return self
         if path[0] == "parent":
             target = self.graph.owner if self.graph is not None else None
-            for part in path[1:]:
-                if part != "parent" or target is None:
-                    return None
+            i = 1
+            while i < len(path) and path[i] == "parent" and target is not None:
                 target = target.graph.owner if target.graph is not None else None
-            return target
+                i += 1
+            rest = path[i:]
+            if not rest:
+                return target
+            if "parent" in rest:
+                return None
+            # parent.NODE: a node inside the group (at the top, Nuke's parent is the root)
+            inside = getattr(target, "subgraph", None) if target is not None else (
+                self.graph.top if self.graph is not None and i == 1 else None)
+            if inside is None:
+                return None
+            try:
+                return inside.node(".".join(rest))
+            except GraphError:
+                return None
         return self._find_node(".".join(path))
 
     def _reference_target(self, ref: Any) -> "Node | None":
@@ -299,6 +312,12 @@ class Node:
             if not target.has_knob(ref.knob):
                 raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
             value = target.value(ref.knob, frame)
+            if isinstance(value, str):  # a choice knob reads as the index of its choice, as in Nuke
+                field = type(target.knobs).model_fields.get(ref.knob)
+                choices = typing.get_args(field.annotation) if field is not None and \
+                    typing.get_origin(field.annotation) is typing.Literal else ()
+                if value in choices:
+                    value = choices.index(value)
         return animation.component_of(value, ref.component, index_hint, where)
 
     def has_knob(self, knob: str) -> bool:

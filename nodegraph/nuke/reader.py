@@ -303,14 +303,14 @@ class _Reader:
         special = _SPECIAL.get((cls, knob))
         if special is not None:
             return special(word)
+        choices = V.literal_choices(annotation)
+        if choices is not None:
+            if word.kind == "brace" and word.text.strip().startswith("{"):  # animated: by choice index
+                return V.numeric(word, animation.Shape(frozenset({1}), int, choices))
+            return V.enum(word, choices)
         shape = animation.knob_shape(annotation)
         if shape is not None:
             return V.numeric(word, shape)
-        choices = V.literal_choices(annotation)
-        if choices is not None:
-            if word.kind == "brace" and word.text.strip().startswith("{"):
-                raise V.ValueProblem(f"{word.raw}: an expression on a choice knob is not supported")
-            return V.enum(word, choices)
         if C.is_channel(cls, knob):
             return V.channels(word, single=True)
         if C.is_channel_set(cls, knob):

@@ -274,10 +274,10 @@ class _Writer:
         field = type(node.knobs).model_fields[knob]
         if (cls, knob) in _SPECIAL_OUT:
             return _SPECIAL_OUT[(cls, knob)](value)
-        if animation.knob_shape(field.annotation) is not None:
-            return V.numeric_text(value)
         if V.literal_choices(field.annotation) is not None:
             return quote(str(value))
+        if animation.knob_shape(field.annotation) is not None:
+            return V.numeric_text(value)
         if C.is_channel(cls, knob) or C.is_channel_set(cls, knob):
             return V.channels_text(str(value))
         if knob == "format":

@@ -3,6 +3,8 @@ resolved per frame, hashed per frame (computes counted, never timed), saved in d
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 import torch
 
@@ -86,12 +88,32 @@ def test_int_and_bool_knobs_take_expressions():
     assert b.value("crop", 5) is False and b.value("crop", 6) is True
 
 
-def test_text_and_enum_knobs_cannot_animate():
+def test_text_knobs_cannot_animate():
     g = ng.Graph()
     m = g.add("Merge2", "M1")
     with pytest.raises(KnobError, match="not numeric") as info:
-        m.set(operation=Expression("frame"))
-    assert info.value.node == "M1" and info.value.knob == "operation"
+        m.set(Achannels=Expression("frame"))
+    assert info.value.node == "M1" and info.value.knob == "Achannels"
+
+
+def test_choice_knobs_animate_by_index_as_in_nuke():
+    """Nuke scripts drive choice knobs with expressions (``operation {{parent.op}}``): the value is
+    the index of the choice, rounded down and held to the first and last choice; an expression
+    reading a choice knob gets its index."""
+    g = ng.Graph()
+    m = g.add("Merge2", "M1")
+    choices = typing.get_args(type(m.knobs).model_fields["operation"].annotation)
+    m.set(operation=Expression("frame"))
+    assert m.value("operation", 0) == choices[0] and m.value("operation", 3) == choices[3]
+    assert m.value("operation", 3.7) == choices[3]
+    assert m.value("operation", -5) == choices[0] and m.value("operation", 500) == choices[-1]
+    assert m.at_frame(2).knobs.operation == choices[2]
+    other = g.add("Merge2", "M2", operation="plus")
+    sw = g.add("Switch", "S", which=Expression("M2.operation"))
+    assert sw.value("which", 1) == choices.index("plus")
+    m.set(operation=Expression("M2.operation + 1"))
+    assert m.value("operation", 1) == choices[choices.index("plus") + 1]
+    del other
 
 
 def test_wrong_component_count_is_rejected():
