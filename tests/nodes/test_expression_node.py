@@ -90,6 +90,62 @@ def test_rows_match_numpy(values, ox, oy):
     assert out.bbox == box and out.channels == RGBA
 
 
+# Random expressions over the per-pixel variables, each paired with the same formula in numpy
+# (float32, element-wise): the expression node must agree with numpy on every pixel.
+_LEAVES = st.sampled_from(["r", "g", "b", "a", "x", "y", "cx", "width", "0.5", "2", "frame"])
+_UNARY = {"abs": np.abs, "sin": np.sin, "cos": np.cos, "floor": np.floor, "-": np.negative}
+_BINARY = {"+": np.add, "-": np.subtract, "*": np.multiply, "min": np.minimum, "max": np.maximum}
+
+
+def _tree(children):
+    unary = st.tuples(st.sampled_from(sorted(_UNARY)), children)
+    binary = st.tuples(st.sampled_from(sorted(_BINARY)), children, children)
+    compare = st.tuples(st.sampled_from(["<", ">=", "=="]), children, children, children, children)
+    return unary | binary | compare
+
+
+_EXPRESSIONS = st.recursive(_LEAVES, _tree, max_leaves=8)
+
+
+def _text(tree) -> str:
+    if isinstance(tree, str):
+        return tree
+    op, *args = tree
+    if len(args) == 4:  # (a op b) ? c : d
+        return f"({_text(args[0])} {op} {_text(args[1])} ? {_text(args[2])} : {_text(args[3])})"
+    if op in ("min", "max") or (len(args) == 1 and op != "-"):
+        return f"{op}({', '.join(_text(a) for a in args)})"
+    if len(args) == 1:
+        return f"(-{_text(args[0])})"
+    return f"({_text(args[0])} {op} {_text(args[1])})"
+
+
+def _numpy(tree, env: dict[str, np.ndarray]) -> np.ndarray:
+    if isinstance(tree, str):
+        return env[tree] if tree in env else np.float32(float(tree))
+    op, *args = tree
+    vals = [_numpy(a, env) for a in args]
+    if len(vals) == 4:
+        cmp = {"<": np.less, ">=": np.greater_equal, "==": np.equal}[op](vals[0], vals[1])
+        return np.where(cmp, vals[2], vals[3]).astype(np.float32)
+    fn = _UNARY[op] if len(vals) == 1 else _BINARY[op]
+    return fn(*vals).astype(np.float32)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_EXPRESSIONS, st.integers(0, 10_000))
+def test_random_expressions_match_numpy(tree, seed):
+    img = image(box=(1, 2, 7, 6), seed=seed)
+    out = compute_node(Expression("E", expr0=_text(tree)), input=img, frame=3)
+    x, y = nuke_xy(img)
+    env = {n: img.channel(c).numpy() for n, c in zip("rgba", RGBA)}
+    env.update(x=x.astype(np.float32), y=y.astype(np.float32), cx=((x + 0.5 - 6) / 6).astype(np.float32),
+               width=np.float32(12), frame=np.float32(3))
+    want = np.broadcast_to(_numpy(tree, env), (4, 6)).astype(np.float64)
+    np.testing.assert_allclose(out.channel("rgba.red").double().numpy(), want, rtol=1e-5, atol=1e-5,
+                               err_msg=_text(tree))
+
+
 def test_nuke_coordinates_are_y_up_from_the_bottom_of_the_format():
     img = image(box=(0, 0, 12, 10))
     out = compute_node(Expression("E", expr0="x", expr1="y", expr2="(r + x + 0.5) / width"), input=img)
