@@ -7,9 +7,10 @@ channels, ``none`` nothing; ``rgba``, ``rgb``, ``alpha`` and ``depth`` are Nuke'
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, create_model
+from pydantic import AfterValidator, Field, create_model
 
 from nodegraph import channels as chans
 from nodegraph.evaluator import Context
@@ -46,15 +47,24 @@ OUT_KNOBS = ("red", "green", "blue", "alpha")
 OUT2_KNOBS = ("black", "white", "red2", "green2")
 _SOURCES = "red, green, blue, alpha (of in, from A), red2..alpha2 (of in2, from B), black or white"
 
+def _plain_layer(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", value):
+        raise ValueError(f"{value!r} is not a layer name (letters, digits, _ and '.')")
+    return value
+
+
+#: A layer name as Shuffle's, and nothing else (a TCL link such as {{{parent.X.in}}} is refused).
+PlainLayer = Annotated[LayerKnob, AfterValidator(_plain_layer)]
+
 _ShuffleCopyKnobs = create_model(
     "_ShuffleCopyKnobs", __base__=Knobs,
-    **{"in": (LayerKnob, Field("rgba", description="Layer of input A (input 1) that the sources red, green, "
+    **{"in": (PlainLayer, Field("rgba", description="Layer of input A (input 1) that the sources red, green, "
                                                   "blue and alpha read (its channels in Nuke's order).")),
-       "in2": (LayerKnob, Field("rgba", description="Layer of input B (input 0) that the sources red2, green2, "
+       "in2": (PlainLayer, Field("rgba", description="Layer of input B (input 0) that the sources red2, green2, "
                                                     "blue2 and alpha2 read.")),
-       "out": (LayerKnob, Field("rgba", description="Layer written by red, green, blue and alpha (its 1st..4th "
+       "out": (PlainLayer, Field("rgba", description="Layer written by red, green, blue and alpha (its 1st..4th "
                                                     "channels; a new layer gets .red .green .blue .alpha).")),
-       "out2": (LayerKnob, Field("none", description="Second layer written, by black, white, red2 and green2.")),
+       "out2": (PlainLayer, Field("none", description="Second layer written, by black, white, red2 and green2.")),
        **{knob: (ShuffleSource, Field(default, description=f"Source of the {what} channel of {layer}: {_SOURCES}."))
           for layer, knobs, defaults in (("out", OUT_KNOBS, ("red2", "green2", "blue2", "alpha")),
                                          ("out2", OUT2_KNOBS, ("red2", "green2", "blue2", "alpha")))

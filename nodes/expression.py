@@ -45,7 +45,7 @@ import re
 from typing import Annotated, Any, Callable
 
 import torch
-from pydantic import AfterValidator, Field, create_model
+from pydantic import AfterValidator, BeforeValidator, Field, create_model
 
 from nodegraph import channels as chans
 from nodegraph.errors import KnobError, NodeGraphError
@@ -86,6 +86,17 @@ def _temp_name(value: str) -> str:
     return value
 
 
+def _nuke_channel_text(value: Any) -> Any:
+    """Nuke's text of a channel set (``{rgba.red -rgba.green -rgba.blue none}``, as written in .nk
+    scripts and read by Nuke's Python) as a comma list: ``-`` marks a channel switched off."""
+    if isinstance(value, str) and (value.strip().startswith("{") or len(value.split()) > 1):
+        on = [w for w in value.strip().strip("{}").split() if not w.startswith("-") and w != "none"]
+        return ",".join(on) or "none"
+    return value
+
+
+#: A row's channel set: as ChannelsKnob, also taking Nuke's space-separated 4-slot text.
+RowChannels = Annotated[ChannelsKnob, BeforeValidator(_nuke_channel_text)]
 #: An expression's text ('' for none), checked by parsing it.
 ExpressionText = Annotated[str, AfterValidator(_expression_text)]
 #: A temporary variable's name ('' for none).
@@ -103,7 +114,7 @@ def _row_fields(inputs_doc: str) -> dict[str, Any]:
         fields[f"temp_expr{i}"] = (ExpressionText, Field("", description=(
             f"Per-pixel expression giving temp_name{i} (blank: 0).")))
     for i in _ROWS:
-        fields[f"channel{i}"] = (ChannelsKnob, Field(_ROW_CHANNELS[i], description=(
+        fields[f"channel{i}"] = (RowChannels, Field(_ROW_CHANNELS[i], description=(
             f"Channels expr{i} is written to (a channel, a layer, a comma list, 'all' or 'none'); a layer "
             "the image lacks is created as layer.red/green/blue/alpha.")))
         fields[f"expr{i}"] = (ExpressionText, Field("", description=(

@@ -267,3 +267,10 @@ def test_cuda_matches_cpu():
         gpu = g.evaluate(node, 1, device="cuda")
         assert gpu.device.type == "cuda" and gpu.channels == cpu.channels and gpu.bbox == cpu.bbox
         torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)
+
+
+def test_shuffle_copy_refuses_what_is_not_a_layer_name():
+    with pytest.raises(ng.KnobError) as err:
+        ShuffleCopy("S", out="{{{parent.UV_Channel.in}}}")  # a TCL link a script may hold
+    assert err.value.knob == "out"
+    assert ShuffleCopy("S", out="forward.left", in2="none").knobs.out == "forward.left"

@@ -341,3 +341,35 @@ def test_cuda_matches_cpu():
         gpu = g.evaluate(node, 3, device="cuda")
         assert gpu.device.type == "cuda" and gpu.channels == cpu.channels and gpu.bbox == cpu.bbox
         torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)
+
+
+def test_channel_sets_in_nukes_text_form():
+    node = Expression("E", channel1="{rgba.red rgba.green -rgba.blue none}", channel2="-rgba.red -rgba.green -rgba.blue none",
+                      channel3="{none none none -rgba.alpha}")
+    assert (node.knobs.channel1, node.knobs.channel2, node.knobs.channel3) == ("rgba.red,rgba.green", "none", "none")
+
+
+def test_a_public_script_form_read_and_rendered():
+    """The Vector2ToSTMap idiom of a public gizmo: UVs from vectors, blue and alpha rows switched off."""
+    from nodegraph.nuke.reader import read_nk
+
+    script = """
+CheckerBoard2 {
+ inputs 0
+ format "12 10 0 0 12 10 1 tiny"
+ name Board
+}
+Expression {
+ expr0 (r+x+0.5)/width
+ expr1 (g+y+0.5)/height
+ channel2 {-rgba.red -rgba.green -rgba.blue none}
+ channel3 {none none none -rgba.alpha}
+ name Vectors_to_UV
+}
+"""
+    g = read_nk(script).graph
+    src, out = g.evaluate("Board", 1), g.evaluate("Vectors_to_UV", 1)
+    x, y = nuke_xy(src)
+    close(out.channel("rgba.red"), (np_of(src, "rgba.red") + x + 0.5) / 12)
+    close(out.channel("rgba.green"), (np_of(src, "rgba.green") + y + 0.5) / 10)
+    assert torch.equal(out.pixels[2:], src.pixels[2:])
