@@ -268,7 +268,8 @@ def load_body(graph: Graph, body: Any, *, strict: bool = True, source: str | Non
         except GraphError as err:
             raise DocumentError(err.message, json_path=jp, path=source) from None
         nuke = entry.get("extras", {}).get("nuke") if isinstance(entry.get("extras"), dict) else None
-        if isinstance(nuke, dict) and (nuke.get("placeholder") or nuke.get("ui_only")):
+        if isinstance(nuke, dict) and (nuke.get("placeholder") or nuke.get("ui_only") or (
+                nuke.get("class") == type_name and type_name not in registry)):
             node = None  # kept from a Nuke script as it was written (see nodegraph.nuke.reader)
         else:
             node = _new_node(name, type_name, entry, jp, strict=strict, source=source, problems=problems)

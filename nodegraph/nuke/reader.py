@@ -257,7 +257,7 @@ class _Reader:
             if kl.name == "name":
                 continue
             if kl.name == "addUserKnob":
-                self.user_knob(nk, node, kl)
+                self.user_knob(nk, node, kl, lines)
                 continue
             if kl.name in C.UI_KNOBS or kl.name in skip or kl.value is None:
                 continue
@@ -269,6 +269,9 @@ class _Reader:
             seen.add(knob)
             self.set_knob(nk, node, knob, kl.value)
             imported[knob] = node.knob_values().get(knob)
+        if cls == "Shuffle2" and "mappings" in seen and "mappings" not in node.invalid_knobs:
+            node.set(mappings=_plain_sources(node))
+            imported["mappings"] = node.knob_values().get("mappings")
         for knob, value in C.NUKE_DEFAULTS.get(cls, {}).items():
             if knob not in seen and node.has_knob(knob):
                 node.set(**{knob: value})
@@ -321,7 +324,7 @@ class _Reader:
             return word.text
         return word.text
 
-    def user_knob(self, nk: NkNode, node: Node, kl: KnobLine) -> None:
+    def user_knob(self, nk: NkNode, node: Node, kl: KnobLine, lines: list[KnobLine] | None = None) -> None:
         """``addUserKnob {TYPE NAME [l LABEL] [t TOOLTIP] [M {choices}] [T TARGET] ...}``."""
         if kl.value is None:
             return
@@ -343,6 +346,9 @@ class _Reader:
             if not choices:
                 return
             spec["values"] = choices
+        value = next((v.value for v in reversed(lines or []) if v.name == name and v.value is not None), None)
+        if value is not None:  # Nuke has no default apart from the value: the script's value is both
+            spec["default"] = _user_default(our, value, spec.get("values", ()))
         try:
             node.add_knob(name, our, **spec)
         except NodeGraphError as err:
@@ -358,11 +364,11 @@ class _Reader:
             if sub is not None:  # the gizmo's own knobs (user knobs and their defaults) first
                 for kl in sub.lines:
                     if kl.name == "addUserKnob":
-                        self.user_knob(sub, group, kl)
+                        self.user_knob(sub, group, kl, sub.lines)
             self.build(children, group.subgraph)
             for kl in lines:  # user knobs before their values
                 if kl.name == "addUserKnob":
-                    self.user_knob(nk, group, kl)
+                    self.user_knob(nk, group, kl, lines)
             if sub is not None:
                 for kl in sub.lines:
                     if kl.name not in ("addUserKnob", "name") and kl.value is not None and group.has_knob(kl.name) \
@@ -414,6 +420,24 @@ class _Reader:
         return found
 
 
+_USER_SHAPES = {"float": (1, float), "int": (1, int), "bool": (1, bool), "xy": (2, float), "xyz": (3, float),
+                "rgb": (3, float), "color": (4, float)}
+
+
+def _user_default(kind: str, word: Word, choices: tuple[str, ...]) -> Any:
+    """A user knob's default from its value line when that is a plain value (else None)."""
+    try:
+        if kind in _USER_SHAPES:
+            count, base = _USER_SHAPES[kind]
+            value = V.numeric(word, animation.Shape(frozenset({count}), base))
+            return None if animation.is_animated(value) else (list(value) if isinstance(value, tuple) else value)
+        if kind == "enum":
+            return V.enum(word, choices)
+        return word.text
+    except (V.ValueProblem, NodeGraphError):
+        return None
+
+
 def _node_name(text: str) -> str:
     """A Nuke node name as a nodegraph one: characters other than letters, digits and _ become _."""
     name = re.sub(r"\W", "_", text, flags=re.ASCII) or "Node"
@@ -461,6 +485,23 @@ def _mappings(word: Word) -> dict[str, str]:
             out[dst] = src if src in ("black", "white") else "black"
         else:
             out[dst] = ("in2:" if group == "1" else "in1:") + src
+    return out
+
+
+def _plain_sources(node: Node) -> dict[str, str]:
+    """Shuffle2 wires read as ``in1:ch``/``in2:ch`` written bare where the bare name means the same
+    (``ch`` in layer in1; or in in2 and not in in1), as nodegraph writes them."""
+    from nodegraph.nodes.shuffle import in_layer
+
+    k = node.knobs
+    out = {}
+    for target, source in k.mappings.items():
+        prefix, colon, channel = source.partition(":")
+        if colon and prefix == "in1" and in_layer(channel, k.in1):
+            source = channel
+        elif colon and prefix == "in2" and in_layer(channel, k.in2) and not in_layer(channel, k.in1):
+            source = channel
+        out[target] = source
     return out
 
 

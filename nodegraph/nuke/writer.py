@@ -108,12 +108,10 @@ class _Writer:
         g = graph.to_networkx()
         names = list(nx.lexicographical_topological_sort(g, key=lambda n: order.get(n, 0))) \
             if nx.is_directed_acyclic_graph(g) else list(graph.nodes)
-        consumers: dict[str, int] = {}
-        for src, _dst, _inp in graph.links():
-            consumers[src] = consumers.get(src, 0) + 1
         clone_targets = {n.extras.get("nuke", {}).get("clone_of") for n in graph if isinstance(n.extras.get("nuke"), dict)}
-        variables: dict[str, str] = {}
-        top: str | None = None
+        plan = []  # (node, inputs line, what to push: bottom first)
+        stack: list[str | None] = []  # the stack as Nuke will hold it while reading
+        pushed: set[str] = set()
         for name in names:
             node = graph.node(name)
             slots, n_main, n_mask = self.slots(graph, node)
@@ -125,18 +123,26 @@ class _Writer:
                 line, wanted = None, wanted[:1] or [None]  # as read: no 'inputs' line, one input
             elif not nuke and line == "1":
                 line = None
-            if not (len(wanted) == 1 and wanted[0] is not None and wanted[0] == top):
-                for src in reversed(wanted):
-                    if src is None:
-                        self.out.append(pad + "push 0")
-                    else:
-                        self.out.append(pad + f"push ${variables[src]}")
+            need = list(reversed(wanted))  # bottom to top: input 0 ends on top
+            # what already lies on top of the stack (the nodes written just before) is not pushed again
+            keep = max((m for m in range(len(need), 0, -1)
+                        if len(stack) >= m and stack[-m:] == need[:m] and None not in need[:m]), default=0)
+            pushes = need[keep:]
+            pushed.update(p for p in pushes if p is not None)
+            plan.append((node, line, pushes))
+            stack.extend(pushes)
+            if need:
+                del stack[-len(need):]
+            stack.append(name)
+        variables: dict[str, str] = {}
+        for node, line, pushes in plan:
+            for src in pushes:
+                self.out.append(pad + ("push 0" if src is None else f"push ${variables[src]}"))
             self.node(node, depth, line, clone_targets)
-            top = name
-            if consumers.get(name):
+            if node.name in pushed:
                 self.var += 1
-                variables[name] = f"N{self.var:x}"
-                self.out.append(pad + f"set {variables[name]} [stack 0]")
+                variables[node.name] = f"N{self.var:x}"
+                self.out.append(pad + f"set {variables[node.name]} [stack 0]")
 
     def slots(self, graph: Graph, node: Node) -> tuple[list[str | None], int, int]:
         nuke = _nuke(node)
@@ -241,9 +247,10 @@ class _Writer:
                 continue
             if isinstance(node, Group) and knob == "label":
                 continue
-            if _json_equal(value, self.nuke_default_json(node, cls, knob)) and knob not in node.user_knobs:
-                continue
-            if knob in node.user_knobs and _json_equal(value, node.user_knobs[knob].field()[1].default):
+            spec = node.user_knobs.get(knob)
+            if spec is not None and spec.default is None and _json_equal(value, _json(spec.field()[1].default)):
+                continue  # a user knob at its type's default: no value line (its value is its default)
+            if spec is None and _json_equal(value, self.nuke_default_json(node, cls, knob)):
                 continue
             rows.append([C.nuke_name(cls, knob), self.knob_text(node, cls, knob)])
         return rows
@@ -314,6 +321,10 @@ def _same(written: str, name: str) -> bool:
 
 def _var_name(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _json_equal(a: Any, b: Any) -> bool:

@@ -279,8 +279,8 @@ def test_shuffle2_mappings_and_from_input_forms() -> None:
     """)
     s = g.node("S")
     assert s.knobs.fromInput1 == "B" and s.knobs.fromInput2 == "A"
-    assert s.knobs.mappings == {"rgba.red": "in1:rgba.alpha", "rgba.green": "in1:rgba.alpha",
-                                "rgba.blue": "in1:rgba.alpha", "rgba.alpha": "white"}
+    assert s.knobs.mappings == {"rgba.red": "rgba.alpha", "rgba.green": "rgba.alpha",  # in1 wires, bare
+                                "rgba.blue": "rgba.alpha", "rgba.alpha": "white"}
 
 
 def test_inference_serialised_knobs() -> None:
