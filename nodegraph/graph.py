@@ -248,9 +248,9 @@ class Graph:
 
     def disconnect(self, dst: Node | str, input: str) -> None:
         d = self.node(dst)
-        for src, _, key in list(self._g.in_edges(d.name, keys=True)):
-            if key == input:
-                self._g.remove_edge(src, d.name, key=key)
+        for src, keys in list(self._g.pred[d.name].items()):  # this node's links only (not every edge)
+            if input in keys:
+                self._g.remove_edge(src, d.name, key=input)
         self._touched(d)
 
     def inputs_of(self, ref: Node | str) -> dict[str, Node]:
@@ -318,7 +318,7 @@ class Graph:
         self.version += 1
         owner = self.owner
         if owner is not None:  # a change inside a group is a change of the group
-            owner._subgraph_changed()
+            owner._subgraph_changed(node)
             if owner.graph is not None:
                 owner.graph._touched(owner)
         # what feeds a group's Input nodes lives in this graph: drop their cached links too

@@ -149,8 +149,12 @@ class Group(Node):
         return super().__getitem__(knob)
 
     # --- structure -------------------------------------------------------------------------------
-    def _subgraph_changed(self) -> None:
-        """Inner nodes changed: refresh the group's inputs (named after its Input nodes)."""
+    def _subgraph_changed(self, node: Node | None = None) -> None:
+        """Inner nodes changed: refresh the group's inputs (named after its Input nodes). ``node``:
+        the node that changed (None: the subgraph's structure), only an Input can change them."""
+        self._static_digest = None
+        if node is not None and not isinstance(node, GroupInput):
+            return
         found = sorted((n for n in self.subgraph if isinstance(n, GroupInput)),
                        key=lambda n: (n.knobs.number, n.name))
         specs = tuple(Input(n.name, required=False, doc=f"group input {n.knobs.number}") for n in found)

@@ -9,6 +9,7 @@ The engine never imports a concrete node: the registry loads ``nodegraph.nodes``
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import json
@@ -123,27 +124,41 @@ class Node:
                  maximum: float | None = None) -> "Node":
         """Add a user knob to this node alone (Nuke's ``addUserKnob``): ``float``, ``int``, ``bool``,
         ``string``, ``xy``, ``xyz``, ``rgb``, ``color`` or ``enum`` (with ``values``)."""
+        return self.add_knobs([dict(name=name, type=type, default=default, label=label, tooltip=tooltip,
+                                    values=tuple(values), minimum=minimum, maximum=maximum)])
+
+    def add_knobs(self, specs: "Iterable[dict[str, Any]]") -> "Node":
+        """Add several user knobs at once (each a dict of :meth:`add_knob`'s arguments): one knob
+        model is built for all of them (a script's group may declare dozens)."""
         from .userknob import UserKnob
 
-        if self.has_knob(name):
-            raise KnobError("a knob with this name already exists", node=self.path, knob=name)
-        try:
-            spec = UserKnob(name=name, type=type, default=default, label=label, tooltip=tooltip,
-                            values=tuple(values), minimum=minimum, maximum=maximum)
-        except pydantic.ValidationError as err:
-            raise KnobError(err.errors()[0]["msg"].removeprefix("Value error, "), node=self.path,
-                            knob=name) from None
+        made: list[UserKnob] = []
+        for raw in specs:
+            spec = dict(raw)
+            name = spec.get("name")
+            if not isinstance(name, str) or self.has_knob(name) or any(m.name == name for m in made):
+                raise KnobError("a knob with this name already exists", node=self.path, knob=str(name))
+            if "values" in spec:
+                spec["values"] = tuple(spec["values"])
+            try:
+                made.append(UserKnob(**spec))
+            except pydantic.ValidationError as err:
+                raise KnobError(err.errors()[0]["msg"].removeprefix("Value error, "), node=self.path,
+                                knob=name) from None
+        if not made:
+            return self
         self._own_class()
-        self.user_knobs[name] = spec
-        cls = self.__class__  # ``type`` is the argument here
-        fields = {n: k.field() for n, k in self.user_knobs.items()}
-        model = pydantic.create_model(f"{cls.__name__}Knobs", __base__=cls._base_knobs, **fields)
+        for spec in made:
+            self.user_knobs[spec.name] = spec
+        cls = self.__class__  # ``type`` is a knob argument name above
+        model = _user_model(cls._base_knobs, f"{cls.__name__}Knobs", tuple(self.user_knobs.values()))
         values_now = self.knobs.model_dump()
         try:
             knobs = model(**{k: v for k, v in values_now.items() if k in model.model_fields})
         except pydantic.ValidationError as err:  # a default outside its own range
-            del self.user_knobs[name]
-            raise _knob_error(self.path, err, name) from None
+            for spec in made:
+                del self.user_knobs[spec.name]
+            raise _knob_error(self.path, err, made[-1].name if len(made) == 1 else None) from None
         cls.Knobs = model
         self.knobs = knobs
         self.knobs._owner = self
@@ -432,6 +447,31 @@ class Node:
         changed = self.knob_values(only_changed=True)
         knobs = ", ".join(f"{k}={v!r}" for k, v in changed.items())
         return f"<{self.type_name} {self.name}{' ' + knobs if knobs else ''}>"
+
+
+_USER_MODELS: dict[tuple[Any, ...], type] = {}
+
+
+def _user_model(base: type, name: str, specs: tuple["UserKnob", ...]) -> type:
+    """The knob model of ``base`` plus user knobs ``specs``, shared by every node declaring the same
+    knobs (the copies of one group in a script): building a pydantic model costs milliseconds."""
+    key = (base, name, json.dumps([k.as_json() for k in specs], sort_keys=True, default=repr))
+    model = _USER_MODELS.get(key)
+    if model is None:
+        fields = {k.name: k.field() for k in specs}
+        model = pydantic.create_model(name, __base__=_quiet_base(base), **fields)
+        if len(_USER_MODELS) >= 4096:
+            _USER_MODELS.clear()
+        _USER_MODELS[key] = model
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def _quiet_base(base: type) -> type:
+    """``base`` without reading attribute docstrings from source: user-knob models are built at run
+    time (a script's groups build hundreds), where pydantic's source lookup costs milliseconds each."""
+    return type(base.__name__, (base,), {"model_config": ConfigDict(use_attribute_docstrings=False),
+                                         "__module__": base.__module__, "__doc__": base.__doc__})
 
 
 class UnknownNode(Node, abstract=True):

@@ -23,6 +23,7 @@ loads. Problems that the file itself has are :class:`~nodegraph.nuke.script.NkWa
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class _Reader:
         self.out = NkImport(Graph())
         self.root_format = DEFAULT_ROOT_FORMAT
         self._gizmos: dict[str, NkScript | None] = {}
+        self._pending: list[tuple[NkNode, dict[str, Any]]] = []  # user knobs to add to the node being read
         self._depth = 0
 
     def warn(self, where: NkNode | None, message: str) -> None:
@@ -103,6 +105,18 @@ class _Reader:
 
     # --- the script -------------------------------------------------------------------------------
     def run(self) -> NkImport:
+        """Build the graph; the cyclic garbage collector pauses meanwhile (a large script makes
+        hundreds of thousands of objects, nearly none of them garbage: its passes cost more than
+        the import itself)."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self) -> NkImport:
         graph = self.out.graph
         self.out.warnings.extend(str(w) for w in self.script.warnings)
         meta: dict[str, Any] = {}
@@ -252,12 +266,13 @@ class _Reader:
         imported: dict[str, Any] = {}
         unmapped: list[str] = []
         seen: set[str] = set()
-        for kl in lines:
-            kept.append(line_raw(kl))
-            if kl.name == "name":
-                continue
+        for kl in lines:  # the user knobs first, in one go, so that the values below find them
             if kl.name == "addUserKnob":
                 self.user_knob(nk, node, kl, lines)
+        self.add_user_knobs(node)
+        for kl in lines:
+            kept.append(line_raw(kl))
+            if kl.name in ("name", "addUserKnob"):
                 continue
             if kl.name in C.UI_KNOBS or kl.name in skip or kl.value is None:
                 continue
@@ -349,10 +364,23 @@ class _Reader:
         value = next((v.value for v in reversed(lines or []) if v.name == name and v.value is not None), None)
         if value is not None:  # Nuke has no default apart from the value: the script's value is both
             spec["default"] = _user_default(our, value, spec.get("values", ()))
+        spec.update(name=name, type=our)
+        self._pending.append((nk, spec))
+
+    def add_user_knobs(self, node: Node) -> None:
+        """Add the user knobs collected by :meth:`user_knob` to ``node`` (one knob model for all)."""
+        pending, self._pending = self._pending, []
+        specs = [spec for _nk, spec in pending if not node.has_knob(spec["name"])]
         try:
-            node.add_knob(name, our, **spec)
-        except NodeGraphError as err:
-            self.warn(nk, f"{node.name}: user knob {name!r} kept as written: {err}")
+            node.add_knobs(specs)
+            return
+        except NodeGraphError:
+            pass
+        for nk, spec in pending:  # one of them is bad: add them one by one, naming the bad ones
+            try:
+                node.add_knobs([spec])
+            except NodeGraphError as err:
+                self.warn(nk, f"{node.name}: user knob {spec['name']!r} kept as written: {err}")
 
     # --- groups and gizmos ------------------------------------------------------------------------------
     def group(self, nk: NkNode, name: str, cls: str, lines: list[KnobLine], children: list[NkNode],
@@ -365,10 +393,13 @@ class _Reader:
                 for kl in sub.lines:
                     if kl.name == "addUserKnob":
                         self.user_knob(sub, group, kl, sub.lines)
-            self.build(children, group.subgraph)
             for kl in lines:  # user knobs before their values
                 if kl.name == "addUserKnob":
                     self.user_knob(nk, group, kl, lines)
+            pending, self._pending = self._pending, []
+            self.build(children, group.subgraph)
+            self._pending = pending
+            self.add_user_knobs(group)
             if sub is not None:
                 for kl in sub.lines:
                     if kl.name not in ("addUserKnob", "name") and kl.value is not None and group.has_knob(kl.name) \
