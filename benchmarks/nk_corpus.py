@@ -52,7 +52,7 @@ def render_ends(graph: Any) -> tuple[str, list[str]]:
         if isinstance(node, UnknownNode):
             continue
         if is_task(node):
-            ends.extend(src for src in graph.inputs_of(node).values())
+            ends.extend(src for src in graph.inputs_of(node).values() if not is_task(src))
         elif not graph.outputs_of(node):
             ends.append(node)
     problems: list[str] = []

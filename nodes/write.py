@@ -127,6 +127,9 @@ class Write(Task, Node):
         image files are independent per frame."""
         if frames is None:
             rng = self.graph.frame_range(self)
+            top = self.graph.top
+            if rng is None and "nuke" in top.metadata:  # a Nuke script renders the root's range
+                rng = (int(top.root["first_frame"]), int(top.root["last_frame"]))
             if rng is None:
                 raise NodeGraphError("no frame range: nothing upstream has one (e.g. only generators); "
                                      "pass --frames", node=self.path)

@@ -38,16 +38,25 @@ NUKE_DEFAULTS: dict[str, dict[str, Any]] = {
     "Reformat": {"black_outside": False},
 }
 
+#: Classes whose mask is one of the main inputs (``inputs 3`` for Keymix's B, A, mask), not a ``+M`` one.
+MASK_IS_MAIN = frozenset({"Keymix"})
+#: Knobs written as rows of numbers (``matrix {{1 0 0} {0 1 0} {0 0 1}}``), per class: the row length
+#: (a number, or the knob giving it).
+MATRIX_KNOBS: dict[tuple[str, str], int | str] = {("ColorMatrix", "matrix"): 3, ("Matrix", "matrix"): "width"}
+
 #: Text knobs holding a set of channels (``rgba``, ``{rgba.red -rgba.alpha}``).
-CHANNEL_SET_KNOBS = frozenset({"channels", "channels2", "channels3", "channels4", "Achannels", "Bchannels",
+CHANNEL_SET_KNOBS = frozenset({"channel0", "channel1", "channel2", "channel3",
+                               "channels", "channels2", "channels3", "channels4", "Achannels", "Bchannels",
                                "output", "also_merge", "in", "in2", "out", "out2", "in1", "out1", "layer",
                                "channelsIn", "channelsOut"})
 #: Text knobs naming one channel (``-rgba.alpha`` there means none).
 CHANNEL_KNOBS = frozenset({"maskChannelInput", "maskChannel", "from0", "from1", "from2", "from3", "to0", "to1",
                            "to2", "to3", "unpremult", "alpha"})
 #: Classes whose ``alpha`` knob is not a channel (Shuffle's is a source selector).
-NOT_CHANNEL: dict[str, frozenset[str]] = {"Shuffle": frozenset({"red", "green", "blue", "alpha", "in", "out",
-                                                                "in2", "out2"})}
+NOT_CHANNEL: dict[str, frozenset[str]] = {
+    "Shuffle": frozenset({"red", "green", "blue", "alpha", "in", "out", "in2", "out2"}),
+    "ShuffleCopy": frozenset({"red", "green", "blue", "alpha", "black", "white", "red2", "green2"}),
+}
 
 #: Knobs only Nuke's interface reads: kept verbatim, never mapped.
 UI_KNOBS = frozenset({
@@ -89,9 +98,11 @@ def is_channel(nuke_class: str, knob: str) -> bool:
     return knob in CHANNEL_KNOBS and knob not in NOT_CHANNEL.get(nuke_class, ())
 
 
-def input_names(input_specs: tuple[str, ...], main: int, masks: int) -> list[str | None]:
+def input_names(input_specs: tuple[str, ...], main: int, masks: int, nuke_class: str = "") -> list[str | None]:
     """nodegraph input names by Nuke input index for a node written with ``inputs main+masks``:
     the main inputs in order, then the mask; None where nodegraph has no such input."""
+    if nuke_class in MASK_IS_MAIN:
+        return [input_specs[i] if i < len(input_specs) else None for i in range(main + masks)]
     names = [n for n in input_specs if n != "mask"]
     out: list[str | None] = [names[i] if i < len(names) else None for i in range(main)]
     for j in range(masks):
@@ -99,9 +110,13 @@ def input_names(input_specs: tuple[str, ...], main: int, masks: int) -> list[str
     return out
 
 
-def nuke_inputs(input_specs: tuple[str, ...], connected: set[str]) -> tuple[list[str | None], int, int]:
+def nuke_inputs(input_specs: tuple[str, ...], connected: set[str],
+                nuke_class: str = "") -> tuple[list[str | None], int, int]:
     """The inverse of :func:`input_names` for writing: Nuke's input slots (our input name or None
     for an empty slot), and N and M of ``inputs N+M``."""
+    if nuke_class in MASK_IS_MAIN:
+        last = max((i for i, n in enumerate(input_specs) if n in connected), default=-1)
+        return [n if n in connected else None for n in input_specs[:last + 1]], last + 1, 0
     names = [n for n in input_specs if n != "mask"]
     last = max((i for i, n in enumerate(names) if n in connected), default=-1)
     slots: list[str | None] = [n if n in connected else None for n in names[:last + 1]]
@@ -111,5 +126,5 @@ def nuke_inputs(input_specs: tuple[str, ...], connected: set[str]) -> tuple[list
     return slots, last + 1, masks
 
 
-__all__ = ["CHANNEL_KNOBS", "CHANNEL_SET_KNOBS", "NUKE_DEFAULTS", "RENAMED", "ROOT_FORMAT_CLASSES", "UI_CLASSES",
+__all__ = ["CHANNEL_KNOBS", "CHANNEL_SET_KNOBS", "MASK_IS_MAIN", "MATRIX_KNOBS", "NUKE_DEFAULTS", "RENAMED", "ROOT_FORMAT_CLASSES", "UI_CLASSES",
            "UI_KNOBS", "WRITTEN", "input_names", "is_channel", "is_channel_set", "knob_name", "nuke_default", "nuke_name", "nuke_inputs"]

@@ -252,7 +252,7 @@ class _Reader:
 
     def slots(self, nk: NkNode, node: Node) -> None:
         specs = tuple(i.name for i in node.inputs)
-        slots = C.input_names(specs, nk.input_count, nk.mask_inputs)
+        slots = C.input_names(specs, nk.input_count, nk.mask_inputs, nk.cls)
         for index, src in enumerate(nk.inputs):
             if src is not None and (index >= len(slots) or slots[index] is None):
                 raise _Placeholder(f"input {index} is connected and nodegraph's {nk.cls} has no such input "
@@ -321,6 +321,10 @@ class _Reader:
         special = _SPECIAL.get((cls, knob))
         if special is not None:
             return special(word)
+        if (cls, knob) in C.MATRIX_KNOBS and word.kind == "brace":
+            shape = animation.knob_shape(annotation)
+            if shape is not None:
+                return V.numeric(V.flatten_rows(word), shape)
         choices = V.literal_choices(annotation)
         if choices is not None:
             if word.kind == "brace" and word.text.strip().startswith("{"):  # animated: by choice index

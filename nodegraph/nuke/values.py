@@ -131,6 +131,24 @@ def numeric(word: Word, shape: animation.Shape) -> Any:
     raise ValueProblem(f"{n} components for a knob of one value")
 
 
+def flatten_rows(word: Word) -> Word:
+    """A matrix written as rows (``{{1 0 0} {0 1 0} {0 0 1}}``) as one list of its entries, row by
+    row; an entry may itself be animated (``{{curve ...} 0 0}``). A flat list stays as it is."""
+    rows = split_list(word.text)
+    if not rows or not all(r.kind == "brace" for r in rows):
+        return word
+    entries: list[str] = []
+    for row in rows:
+        items = split_list(row.text)
+        if len(items) == 1 and items[0].kind != "brace":  # '{curve ...}' or '{expr}': one animated entry
+            return word
+        if items and items[0].kind == "bare" and items[0].text == "curve":
+            return word
+        entries.extend(i.raw for i in items)
+    text = " ".join(entries)
+    return Word(text, "brace", word.line, word.col, "{" + text + "}")
+
+
 def enum(word: Word, choices: tuple[str, ...]) -> str:
     """An enumeration knob's value by name, case-insensitively; a number is an index."""
     text = word.text.strip()
@@ -259,5 +277,6 @@ def format_text(value: str) -> str:
     return '"' + f"{w} {h} 0 0 {w} {h} {_fmt(float(a))} {name}".rstrip() + ('"' if name else ' "')
 
 
-__all__ = ["ValueProblem", "animated_item", "channels", "channels_text", "enum", "format_text", "format_value",
+__all__ = ["ValueProblem", "animated_item", "channels", "channels_text", "enum", "flatten_rows", "format_text",
+           "format_value",
            "item_text", "literal_choices", "number", "numeric", "numeric_text"]

@@ -162,7 +162,7 @@ class _Writer:
                 width = max(saved[0], last + 1)
             return [by_number.get(i) for i in range(width)], width, 0
         specs = tuple(i.name for i in node.inputs)
-        slots, main, masks = C.nuke_inputs(specs, connected)
+        slots, main, masks = C.nuke_inputs(specs, connected, _nuke(node).get("class") or node.type_name)
         if masks:  # Nuke keeps every main slot before the mask
             mains = [n for n in specs if n != "mask"]
             slots, main = [n if n in connected else None for n in mains] + ["mask"], len(mains)
@@ -275,6 +275,14 @@ class _Writer:
         if invalid is not None:
             return str(invalid[0])
         anim = node.animated.get(knob)
+        rows = C.MATRIX_KNOBS.get((cls, knob))
+        if rows is not None:
+            value = animation_value(anim) if anim is not None else getattr(node.knobs, knob)
+            width = rows if isinstance(rows, int) else int(getattr(node.knobs, rows))
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            if width > 0 and len(items) % width == 0:
+                return "{" + " ".join("{" + " ".join(V.item_text(v) for v in items[i:i + width]) + "}"
+                                      for i in range(0, len(items), width)) + "}"
         if anim is not None:
             return V.numeric_text(animation_value(anim))
         value = getattr(node.knobs, knob)
