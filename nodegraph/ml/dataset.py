@@ -100,28 +100,63 @@ class DataSet:
                 UNIFORM_SHARE * uniform + (1 - UNIFORM_SHARE) * imp / total)
             self._cells = (int(cells.shape[-2]), int(cells.shape[-1]))
 
+    def cdf(self, device: torch.device) -> torch.Tensor:
+        """Cumulative crop-centre probabilities (float64) on ``device``, kept per device."""
+        cache = self.__dict__.setdefault("_cdf", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = torch.cumsum(self.weights.double(), 0).to(device)
+        return cache[key]
+
     def sample(self, batch: int, crop: int, gen: torch.Generator, *, augment: bool = True
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of random crops ``([B, Cin, crop, crop], [B, Cout, crop, crop])``, same device as the data."""
+        """A batch of random crops ``([B, Cin, crop, crop], [B, Cout, crop, crop])``, same device as the data.
+
+        Everything is drawn on the generator's device and cut out with one gather per tensor, so on
+        the GPU no value comes back to the host (no sync) and the launch count does not grow with
+        the batch. A crop centre is a cell drawn by the importance map (inverse CDF) plus a uniform
+        pixel inside it; the crop is clamped inside the frame and transformed by one of the 8
+        symmetries of the square (:func:`_augment`'s numbering). On CUDA the crops come back in
+        channels_last layout."""
         if self.weights is None:
             self.build_importance(crop)
         ch, cw = self._cells
-        idx = torch.multinomial(self.weights, batch, replacement=True, generator=gen)
+        gdev, dev = gen.device, self.x.device
+        cdf = self.cdf(gdev)
+        u = torch.rand(batch, generator=gen, device=gdev, dtype=torch.float64) * cdf[-1]
+        idx = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.numel() - 1)
+        jy = torch.randint(0, CELL, (batch,), generator=gen, device=gdev)
+        jx = torch.randint(0, CELL, (batch,), generator=gen, device=gdev)
+        ops = torch.randint(0, 8, (batch,), generator=gen, device=gdev) if augment \
+            else torch.zeros(batch, dtype=torch.long, device=gdev)
+        idx, jy, jx, ops = (t.to(dev, non_blocking=True) for t in (idx, jy, jx, ops))
         frame = idx // (ch * cw)
         cell = idx % (ch * cw)
-        cy = (cell // cw) * CELL + torch.randint(0, CELL, (batch,), generator=gen)
-        cx = (cell % cw) * CELL + torch.randint(0, CELL, (batch,), generator=gen)
-        y0 = (cy - crop // 2).clamp(0, self.height - crop)
-        x0 = (cx - crop // 2).clamp(0, self.width - crop)
-        ops = torch.randint(0, 8, (batch,), generator=gen) if augment else torch.zeros(batch, dtype=torch.long)
-        xs, ys = [], []
-        for i in range(batch):
-            f, a, b, op = int(frame[i]), int(y0[i]), int(x0[i]), int(ops[i])
-            xi = self.x[f, :, a:a + crop, b:b + crop]
-            yi = self.y[f, :, a:a + crop, b:b + crop]
-            xs.append(_augment(xi, op))
-            ys.append(_augment(yi, op))
-        return torch.stack(xs), torch.stack(ys)
+        y0 = ((cell // cw) * CELL + jy - crop // 2).clamp(0, self.height - crop)
+        x0 = ((cell % cw) * CELL + jx - crop // 2).clamp(0, self.width - crop)
+        rows, cols = _symmetry_grid(ops, crop)
+        f = frame.view(-1, 1, 1)
+        rows = rows + y0.view(-1, 1, 1)
+        cols = cols + x0.view(-1, 1, 1)
+        # advanced indices around a slice: [B, crop, crop, C], i.e. channels_last once permuted
+        xs = self.x[f, :, rows, cols].permute(0, 3, 1, 2)
+        ys = self.y[f, :, rows, cols].permute(0, 3, 1, 2)
+        if dev.type != "cuda":
+            xs, ys = xs.contiguous(), ys.contiguous()
+        return xs, ys
+
+
+def _symmetry_grid(ops: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source row and column ``[B, n, n]`` of every output pixel of an ``n x n`` crop transformed by
+    ``ops`` (:func:`_augment`: flip the columns if ``op >= 4``, then ``op % 4`` quarter turns)."""
+    r = torch.arange(n, device=ops.device)
+    i, j = r.view(1, n, 1), r.view(1, 1, n)
+    k = (ops % 4).view(-1, 1, 1)
+    # torch.rot90 by k: out[i, j] = t[i, j], t[j, n-1-i], t[n-1-i, n-1-j], t[n-1-j, i]
+    rows = torch.where(k == 0, i, torch.where(k == 1, j, torch.where(k == 2, n - 1 - i, n - 1 - j)))
+    cols = torch.where(k == 0, j, torch.where(k == 1, n - 1 - i, torch.where(k == 2, n - 1 - j, i)))
+    cols = torch.where((ops >= 4).view(-1, 1, 1), n - 1 - cols, cols)
+    return rows, cols
 
 
 def _augment(t: torch.Tensor, op: int) -> torch.Tensor:

@@ -424,9 +424,42 @@ def _s2d_blocks(blocks: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*converted)
 
 
+class _TiedS2DConv(nn.Module):
+    """A level-0 layer in space-to-depth form whose weights are gathered, at every call, from the
+    original layer's parameters (kept as ``source``): gradients reach the original weights, so a
+    network trains in this form and saves in its own. The gather is one small indexing op per
+    layer (its backward a scatter-add); the zeros of the rewritten kernel stay exact zeros."""
+
+    def __init__(self, source: nn.Conv2d | nn.ConvTranspose2d, rewrite) -> None:
+        super().__init__()
+        self.source = source
+        # the rewrite applied to weights 1..n (float64: exact) gives each entry's source index + 1
+        w = source.weight
+        probe = type(source)(source.in_channels, source.out_channels, source.kernel_size, stride=source.stride,
+                             padding=source.padding, device="cpu", dtype=torch.float64)
+        with torch.no_grad():
+            probe.weight.copy_(torch.arange(1, w.numel() + 1, dtype=torch.float64).view_as(probe.weight))
+            probe.bias.copy_(torch.arange(1, w.shape[1 if isinstance(source, nn.ConvTranspose2d) else 0] + 1,
+                                          dtype=torch.float64))
+        fast = rewrite(probe)
+        index = fast.weight.detach().round().long() - 1
+        index[index < 0] = w.numel()  # the appended zero
+        self.register_buffer("index", index.to(w.device), persistent=False)
+        self.register_buffer("bias_index", fast.bias.detach().round().long().sub(1).to(w.device), persistent=False)
+        self.padding = fast.padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.source.weight
+        weight = torch.cat([w.reshape(-1), w.new_zeros(1)])[self.index]
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        return F.conv2d(x, weight, self.source.bias[self.bias_index], padding=self.padding)
+
+
 class SpaceToDepthNet(ScaleRecurrentNet):
     """A :class:`ScaleRecurrentNet` whose level-0 layers run on 2x2 pixel blocks (see above).
-    Built by :func:`space_to_depth`; inference only (its state dict is not a model file's)."""
+    Built by :func:`space_to_depth`: for inference with rewritten weights (its state dict is not a
+    model file's), or for training with weights tied to the original network (``tied=True``)."""
 
     def _to_level0(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_unshuffle(x, 2)
@@ -435,9 +468,23 @@ class SpaceToDepthNet(ScaleRecurrentNet):
         return F.pixel_shuffle(y, 2)
 
 
-def space_to_depth(net: ScaleRecurrentNet) -> SpaceToDepthNet:
+def _tied_blocks(blocks: nn.Sequential) -> nn.Sequential:
+    converted = []
+    for block in blocks:
+        new = ResBlock.__new__(ResBlock)
+        nn.Module.__init__(new)
+        new.conv1, new.conv2 = _TiedS2DConv(block.conv1, _s2d_conv), _TiedS2DConv(block.conv2, _s2d_conv)
+        converted.append(new)
+    return nn.Sequential(*converted)
+
+
+def space_to_depth(net: ScaleRecurrentNet, *, tied: bool = False) -> SpaceToDepthNet:
     """The same function as ``net`` (up to float rounding) computed in space-to-depth form at
-    level 0; levels 1 and 2 and the ConvLSTM share ``net``'s modules. For fast GPU inference."""
+    level 0; levels 1 and 2 and the ConvLSTM share ``net``'s modules.
+
+    ``tied=False`` (fast GPU inference): level 0 gets rewritten copies of the weights, made once.
+    ``tied=True`` (training): level 0 gathers its weights from ``net``'s parameters at every call,
+    so optimising the returned module's parameters (the same tensors as ``net``'s) trains ``net``."""
     net = getattr(net, "_orig_mod", net)
     fast = SpaceToDepthNet.__new__(SpaceToDepthNet)
     nn.Module.__init__(fast)
@@ -445,6 +492,14 @@ def space_to_depth(net: ScaleRecurrentNet) -> SpaceToDepthNet:
     fast.lstm = None
     for name, module in net.named_children():
         setattr(fast, name, module)
+    if tied:
+        fast.stem = _TiedS2DConv(net.stem, _s2d_conv)
+        fast.enc0 = _tied_blocks(net.enc0)
+        fast.down1 = _TiedS2DConv(net.down1, _s2d_strided_conv)
+        fast.up0 = _TiedS2DConv(net.up0, _s2d_transposed_conv)
+        fast.dec0 = _tied_blocks(net.dec0)
+        fast.head = _TiedS2DConv(net.head, _s2d_conv)
+        return fast.train(net.training)
     with torch.no_grad():
         fast.stem = _s2d_conv(net.stem)
         fast.enc0 = _s2d_blocks(net.enc0)

@@ -20,8 +20,14 @@ learning rate; nothing is written after the divergence, so the last checkpoint a
 stay the good ones. The check costs no extra host sync on the GPU: a device-side flag gathers
 every step's state and is read where the loop syncs anyway (summary lines, checkpoints, the end).
 
-On CUDA: bf16 autocast, channels_last, fused AdamW, optional ``torch.compile``. The learning rate
-follows a short linear warm-up, then the node's ``lrSchedule`` (cosine by default).
+On CUDA: bf16 autocast, channels_last, fused AdamW, cuDNN autotuning (every step has the same
+shapes), the network's level 0 in space-to-depth form with weights tied to the saved network
+(:func:`nodegraph.ml.network.space_to_depth`; same function, wide convs), crops sampled and
+augmented on the GPU (:meth:`DataSet.sample`), and no host sync inside a step (the loss is summed
+on the device and read at summary lines). ``compile=True`` compiles forward and loss as one graph
+(``torch.compile``, mode :data:`COMPILE_MODE`; inductor's caches make a second run of the same
+shape start quickly), a string picks another mode. The learning rate follows a short linear
+warm-up, then the node's ``lrSchedule`` (cosine by default).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ CPU_AUTO_BATCH = 4
 GPU_MAX_AUTO_BATCH = 32
 #: Share of free GPU memory automatic batching may plan to use.
 GPU_MEMORY_SHARE = 0.5
+#: torch.compile mode of ``compile=True`` (None: PyTorch's default).
+COMPILE_MODE: str | None = None
 #: Gradient norm clip (stabilises the first steps of residual networks at high learning rates).
 GRAD_CLIP = 1.0
 
@@ -213,9 +221,29 @@ def _rng_state(gen: torch.Generator, dev: torch.device) -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any], gen: torch.Generator, dev: torch.device) -> None:
     torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
-    gen.set_state(state["sampler"].to("cpu", torch.uint8))
+    _set_sampler_state(gen, state["sampler"].to("cpu", torch.uint8))
     if dev.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].to("cpu", torch.uint8), dev)
+
+
+#: Size of a CUDA (Philox) generator's state: seed and offset.
+_PHILOX_STATE_BYTES = 16
+
+
+def _set_sampler_state(gen: torch.Generator, saved: torch.Tensor) -> None:
+    """Restore the crop sampler's generator. The sampler draws on the data set's device, so a run
+    resumed where the data set sits on another kind of device (a CPU run resumed on the GPU, a
+    resume file from before sampling moved to the GPU) gets a state of the other kind: the
+    generator is then seeded from it, deterministically (the same resume file, the same crops)."""
+    cpu_bytes = torch.Generator().get_state().numel()
+    if gen.device.type != "cpu" and saved.numel() == cpu_bytes:
+        source = torch.Generator()
+        source.set_state(saved)
+        gen.manual_seed(int(torch.randint(0, 2 ** 62, (1,), generator=source)))
+    elif gen.device.type == "cpu" and saved.numel() == _PHILOX_STATE_BYTES:
+        gen.manual_seed(int.from_bytes(bytes(saved.tolist()), "little") % 2 ** 62)
+    else:
+        gen.set_state(saved)
 
 
 def training_frames(graph: "Graph", node: "Node") -> list[int]:
@@ -237,9 +265,9 @@ class Trainer:
 
     def __init__(self, graph: "Graph", node: "Node | str", *, epochs: float | None = None,
                  steps: int | None = None, device: str | torch.device | None = None, resume: bool = False,
-                 compile: bool = False, log_every: int = 10, on_event: EventHandler | None = None,
+                 compile: bool | str = False, log_every: int = 10, on_event: EventHandler | None = None,
                  network: dict[str, Any] | None = None, learning_rate: float | None = None,
-                 frames: list[int] | None = None, dist: Any = None) -> None:
+                 frames: list[int] | None = None, dist: Any = None, space_to_depth: bool | None = None) -> None:
         if epochs is not None and steps is not None:
             raise TrainingError("give epochs or steps, not both")
         if learning_rate is not None and not (isinstance(learning_rate, (int, float))
@@ -257,7 +285,11 @@ class Trainer:
         self.steps = steps
         self.device_arg = device
         self.resume = resume
+        #: False, True (PyTorch's default mode, see :data:`COMPILE_MODE`) or a torch.compile mode
         self.compile = compile
+        #: train level 0 in space-to-depth form (:func:`nodegraph.ml.network.space_to_depth`, tied
+        #: weights): None = on CUDA
+        self.space_to_depth = space_to_depth
         self.log_every = max(1, int(log_every))
         self.on_event = on_event or (lambda kind, info: None)
         self.name = self.node.name
@@ -395,7 +427,8 @@ class Trainer:
         k, dev, model = self.node.knobs, self.dev, self.model
         self.opt = torch.optim.AdamW(model.parameters(), lr=self.plan.learning_rate, betas=(0.9, 0.99),
                                      weight_decay=1e-4, **({"fused": True} if dev.type == "cuda" else {}))
-        self.gen = torch.Generator().manual_seed(int(k.seed))
+        # crops are drawn where the data set is (on the GPU: no host round trip per step)
+        self.gen = torch.Generator(device=self.ds.x.device).manual_seed(int(k.seed))
         if state is None:
             return
         ost = str(self.path(".ost"))
@@ -468,7 +501,42 @@ class Trainer:
 
     # --- training ------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        from .network import multiscale_l1
+        """Train to the planned step; see the module docstring."""
+        cudnn = torch.backends.cudnn.benchmark
+        if self.dev.type == "cuda":  # fixed shapes every step: let cuDNN time its algorithms once
+            torch.backends.cudnn.benchmark = True
+        try:
+            return self._run()
+        finally:
+            torch.backends.cudnn.benchmark = cudnn
+
+    def _loss_function(self, model: torch.nn.Module) -> tuple[Callable[..., torch.Tensor], bool]:
+        """``loss(xb, yb)``: forward (bf16 autocast on CUDA) and the multi-scale L1 loss, compiled as
+        one graph when asked; and whether it runs as CUDA graphs (then each step must be marked).
+        On CUDA the forward runs in space-to-depth form with weights tied to ``model``."""
+        from .network import multiscale_l1, space_to_depth
+
+        cuda = self.dev.type == "cuda"
+        s2d = cuda if self.space_to_depth is None else bool(self.space_to_depth)
+        if self.dist is not None:
+            fwd = self.dist.wrap(model)
+            pyramid = model.pyramid
+        else:
+            net = space_to_depth(model, tied=True) if s2d else model
+            fwd, pyramid = net.forward_scales, net.pyramid
+
+        def loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():
+                preds = fwd(xb)
+            return multiscale_l1(preds, pyramid(yb))
+
+        if not self.compile:
+            return loss, False
+        mode = COMPILE_MODE if self.compile is True else str(self.compile)
+        graphs = cuda and mode in ("reduce-overhead", "max-autotune")
+        return torch.compile(loss, mode=mode), graphs
+
+    def _run(self) -> TrainResult:
         from .report import Board, Summary
 
         plan = self.plan or self.prepare()
@@ -496,9 +564,7 @@ class Trainer:
             summary = Summary(self.path(".summary"))
         if self.writes:
             board = Board(self.dir / "tensorboard", plan.start_step + 1)
-        fwd = model.forward_scales if self.dist is None else self.dist.wrap(model)
-        if self.compile:
-            fwd = torch.compile(model.forward_scales)
+        step_loss, graphs = self._loss_function(model)
         result = TrainResult(self.name, plan.start_step, plan.total_steps, None, None, self.dir, None,
                              self.path(".ost"), self.path(".summary"), self.path(".loss.png"),
                              self.dir / "tensorboard", resumed_from=plan.start_step if state else None,
@@ -506,14 +572,15 @@ class Trainer:
         self.emit("plan", **plan.as_dict())
         t0 = time.perf_counter()
         step = plan.start_step
-        window: list[torch.Tensor] = []
+        # the loss summed on the device over the steps since the last summary line (read there)
+        window = torch.zeros((), dtype=torch.float32, device=dev)
+        window_n = 0
         # set on the device when a step's loss or gradient norm is not finite; read at sync points
         nonfinite = torch.zeros((), dtype=torch.bool, device=dev)
         resumed_cat = self.path(f".{step}.cat")
         last_good: list[Path | None] = [resumed_cat if state is not None and resumed_cat.is_file() else None]
         t_last, step_last = t0, step
         self._losses: list[float] = [r[1] for r in summary.rows]
-        amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
 
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t0
@@ -556,9 +623,9 @@ class Trainer:
                     yb = yb.to(dev, non_blocking=True)
                     if cuda:
                         xb = xb.contiguous(memory_format=torch.channels_last)
-                    with amp:
-                        preds = fwd(xb)
-                    loss = multiscale_l1(preds, model.pyramid(yb))
+                    if graphs:
+                        torch.compiler.cudagraph_mark_step_begin()
+                    loss = step_loss(xb, yb)
                     if self.dist is None:
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
@@ -570,11 +637,13 @@ class Trainer:
                     nonfinite.logical_or_(~torch.isfinite(loss.detach()) | ~torch.isfinite(norm))
                     step += 1
                     result.step = step
-                    window.append(loss.detach())
+                    window += loss.detach()
+                    window_n += 1
                     if step % self.log_every == 0 or step == plan.total_steps:
-                        mean = torch.stack(window).float().mean()
+                        mean = window / window_n
                         mean = float(mean if self.dist is None else self.dist.batch_mean(mean))
-                        window.clear()
+                        window.zero_()
+                        window_n = 0
                         check_finite()  # the stream is synced by the read above: the flag costs a copy
                         now = time.perf_counter()
                         per_step = (now - t_last) / max(1, step - step_last)
@@ -596,8 +665,8 @@ class Trainer:
         except KeyboardInterrupt:
             if bool(nonfinite):  # never save a diverged state, even when interrupted
                 check_finite()
-            if window:  # keep the partial window's loss in the curve
-                mean = float(torch.stack(window).float().mean())
+            if window_n:  # keep the partial window's loss in the curve
+                mean = float(window / window_n)
                 summary.add(step, mean, lr, elapsed(), (time.perf_counter() - t_last) / max(1, step - step_last))
                 board.scalars(step, mean, lr)
                 self._losses.append(mean)
@@ -718,7 +787,7 @@ class Trainer:
 
 
 def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, steps: int | None = None,
-          device: str | torch.device | None = None, resume: bool = False, compile: bool = False,
+          device: str | torch.device | None = None, resume: bool = False, compile: bool | str = False,
           log_every: int = 10, on_event: EventHandler | None = None,
           network: dict[str, Any] | None = None, learning_rate: float | None = None,
           frames: list[int] | None = None, gpus: int | None = None, distributed: Any = None) -> TrainResult:
@@ -726,7 +795,7 @@ def train(graph: "Graph", node: "Node | str", *, epochs: float | None = None, st
 
     ``epochs`` or ``steps`` override the node's ``epochs``; ``device`` overrides
     ``useGPUIfAvailable``; ``resume`` continues from ``<name>.ost``; ``compile`` uses
-    ``torch.compile``; ``log_every`` steps per summary line; ``on_event(kind, info)`` receives
+    ``torch.compile`` (True, or a mode such as ``"reduce-overhead"``); ``log_every`` steps per summary line; ``on_event(kind, info)`` receives
     ``plan``, ``log``, ``image``, ``checkpoint``, ``warning``, ``step``, ``interrupted`` and ``done``;
     ``network`` overrides :class:`~nodegraph.ml.network.NetworkConfig` fields of a fresh run
     (``{"widths": (8, 16, 16), "lstm": False}``; tests use it for tiny networks);
