@@ -23,6 +23,7 @@ loads. Problems that the file itself has are :class:`~nodegraph.nuke.script.NkWa
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import re
@@ -97,6 +98,8 @@ class _Reader:
         self.root_format = DEFAULT_ROOT_FORMAT
         self._gizmos: dict[str, NkScript | None] = {}
         self._pending: list[tuple[NkNode, dict[str, Any]]] = []  # user knobs to add to the node being read
+        self._values: dict[int, tuple[list[KnobLine], dict[str, Word]]] = {}  # last value of each knob
+        self._converted: dict[tuple[Any, ...], Any] = {}  # (class, knob, type, word) -> value (immutable)
         self._depth = 0
 
     def warn(self, where: NkNode | None, message: str) -> None:
@@ -283,10 +286,11 @@ class _Reader:
                 continue
             seen.add(knob)
             self.set_knob(nk, node, knob, kl.value)
-            imported[knob] = node.knob_values().get(knob)
         if cls == "Shuffle2" and "mappings" in seen and "mappings" not in node.invalid_knobs:
             node.set(mappings=_plain_sources(node))
-            imported["mappings"] = node.knob_values().get("mappings")
+        if seen:  # the value each knob was read as (the writer writes a line back as it was unless changed)
+            now = node.knob_values()
+            imported = {knob: now.get(knob) for knob in seen}
         for knob, value in C.NUKE_DEFAULTS.get(cls, {}).items():
             if knob not in seen and node.has_knob(knob):
                 node.set(**{knob: value})
@@ -306,8 +310,15 @@ class _Reader:
                           f"{', '.join(dict.fromkeys(unmapped))}")
 
     def set_knob(self, nk: NkNode, node: Node, knob: str, word: Word) -> None:
+        annotation = type(node.knobs).model_fields[knob].annotation
+        key = (nk.cls, knob, annotation, word.kind, word.text)
         try:
-            value = self.convert(nk.cls, node, knob, word)
+            value = self._converted.get(key, _MISSING)
+            if value is _MISSING:  # values repeat across a script (and its group copies): convert once
+                value = self.convert(nk.cls, node, knob, word)
+                if len(self._converted) > 65536:
+                    self._converted.clear()
+                self._converted[key] = value
             node.set(**{knob: value})
         except (V.ValueProblem, NodeGraphError) as err:
             msg = err.message if isinstance(err, NodeGraphError) else str(err)
@@ -345,14 +356,12 @@ class _Reader:
 
     def user_knob(self, nk: NkNode, node: Node, kl: KnobLine, lines: list[KnobLine] | None = None) -> None:
         """``addUserKnob {TYPE NAME [l LABEL] [t TOOLTIP] [M {choices}] [T TARGET] ...}``."""
-        if kl.value is None:
+        if kl.value is None or kl.value.kind != "brace":
             return
-        items = split_list(kl.value.text) if kl.value.kind == "brace" else []
-        if len(items) < 2:
+        parsed = _user_knob_words(kl.value.text)
+        if parsed is None:
             return
-        kind, name = items[0].text, items[1].text
-        flags = {items[i].text: items[i + 1].text for i in range(2, len(items) - 1)
-                 if items[i].text in ("l", "t", "M", "T")}
+        kind, name, flags = parsed
         if kind == LINK_KNOB and isinstance(node, Group) and "T" in flags:
             node.extras.setdefault("nuke", {}).setdefault("_links", []).append((name, flags["T"]))
             return
@@ -361,11 +370,17 @@ class _Reader:
             return
         spec: dict[str, Any] = {"label": flags.get("l", ""), "tooltip": flags.get("t", "")}
         if our == "enum":
-            choices = tuple(w.text for w in split_list(flags.get("M", "")) if w.text)
+            choices = _choices(flags.get("M", ""))
             if not choices:
                 return
             spec["values"] = choices
-        value = next((v.value for v in reversed(lines or []) if v.name == name and v.value is not None), None)
+        values: dict[str, Word] = {}
+        if lines is not None:  # each knob's last value on these lines, found once per node
+            cached = self._values.get(id(lines))
+            if cached is None or cached[0] is not lines:
+                cached = self._values[id(lines)] = (lines, {v.name: v.value for v in lines if v.value is not None})
+            values = cached[1]
+        value = values.get(name)
         if value is not None:  # Nuke has no default apart from the value: the script's value is both
             spec["default"] = _user_default(our, value, spec.get("values", ()))
         spec.update(name=name, type=our)
@@ -455,6 +470,29 @@ class _Reader:
         return found
 
 
+@functools.lru_cache(maxsize=4096)
+def _user_knob_words(text: str) -> tuple[str, str, dict[str, str]] | None:
+    """``TYPE NAME [flag value]...`` of an addUserKnob line (the same lines repeat across copies of
+    a group: read once); None when it does not name a knob."""
+    try:
+        items = split_list(text)
+    except NodeGraphError:
+        return None
+    if len(items) < 2:
+        return None
+    flags = {items[i].text: items[i + 1].text for i in range(2, len(items) - 1)
+             if items[i].text in ("l", "t", "M", "T")}
+    return items[0].text, items[1].text, flags
+
+
+@functools.lru_cache(maxsize=4096)
+def _choices(text: str) -> tuple[str, ...]:
+    try:
+        return tuple(w.text for w in split_list(text) if w.text)
+    except NodeGraphError:
+        return ()
+
+
 _USER_SHAPES = {"float": (1, float), "int": (1, int), "bool": (1, bool), "xy": (2, float), "xyz": (3, float),
                 "rgb": (3, float), "color": (4, float)}
 
@@ -477,6 +515,9 @@ def _node_name(text: str) -> str:
     """A Nuke node name as a nodegraph one: characters other than letters, digits and _ become _."""
     name = re.sub(r"\W", "_", text, flags=re.ASCII) or "Node"
     return "_" + name if name[0].isdigit() else name
+
+
+_MISSING = object()
 
 
 class _Placeholder(Exception):
