@@ -80,7 +80,11 @@ NON_FINITE_OK: dict[str, str] = {}
 # Half precision: float16 vs float32 results. Inputs are rounded to half at the source (relative
 # step 2^-11, 0.001 absolute near 2.0, the ramp's largest value) and a node adds a few roundings.
 HALF_TOL = dict(rtol=4e-3, atol=4e-3)
-HALF_TOL_EXCEPTIONS: dict[str, dict[str, float]] = {}
+HALF_TOL_EXCEPTIONS: dict[str, dict[str, float]] = {
+    # a sample position is u times the width: half's rounding of the map moves it by up to 0.03
+    # pixels, which across the checkerboard's hard edges changes a cubic sample by up to 0.005
+    "STMap": dict(rtol=4e-3, atol=1e-2),
+}
 # (type, knob) whose different value makes the maths ill-conditioned on the swapped feed, where
 # half's rounding of the inputs (not the node) is amplified beyond HALF_TOL (checked on the
 # standard feed only):
@@ -249,7 +253,12 @@ def test_computes_with_a_mask(type_name: str, mask: str) -> None:
         assert_image(img, dtype, f"{type_name} with a {mask} mask")
         _assert_finite(img, f"{type_name} with a {mask} mask")
     if mask == "empty":  # no mask anywhere: the input comes through unchanged where it is
-        want = g.evaluate(feeds.get("B", feeds.get("input")), 1)
+        # the first input (B, input, STMap's src); a draw node over no background draws nothing
+        first = feeds.get("B", feeds.get("input", next(iter(feeds.values()), None)))
+        if first is None:
+            assert not bool(img.pixels.any()), f"{type_name}: drew through an empty mask"
+            return
+        want = g.evaluate(first, 1)
         union = img.bbox.union(want.bbox)
         torch.testing.assert_close(img.to(dtype=torch.float32).crop_to(union).pixels,
                                    want.crop_to(union).pixels, **HALF_TOL)
