@@ -225,6 +225,7 @@ class _Plan:
         self.hashes: dict[Key, bytes] = {}
         self.deps: dict[Key, list[tuple[str, Key]]] = {}
         self.alias: dict[Key, Key] = {}  # pass-through nodes resolve to their input's key
+        self._by_hash: dict[tuple[str, bytes], Key] = {}
         self.contexts: dict[Key, Context] = {}
         self.suffix = f"{device}|{dtype}".encode()
 
@@ -294,7 +295,13 @@ class _Plan:
             for inp, dkey in deps:
                 h.update(inp.encode())
                 h.update(self.hashes[self._resolve(dkey)])
-            self.hashes[key] = h.digest()
+            digest = h.digest()
+            twin = self._by_hash.get((p, digest))
+            if twin is not None:  # the same node at another frame with the same hash (a still
+                self.alias[key] = twin  # input read at several frames): computed once
+                continue
+            self._by_hash[(p, digest)] = key
+            self.hashes[key] = digest
         return self._resolve(root)
 
     def _resolve(self, key: Key) -> Key:
