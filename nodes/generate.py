@@ -1,4 +1,17 @@
-"""Procedural sources: Constant, Checkerboard, Ramp, ColorBars."""
+"""Procedural sources: Constant, Checkerboard, Ramp, ColorBars, and the base of Nuke's draw nodes.
+
+Draw nodes (Nuke's DrawIop: Ramp here, Radial and Rectangle in :mod:`.draw`, Noise in
+:mod:`.noise`) compute a coverage ``v`` in 0..1 at each pixel centre (Nuke's y-up pixels) and a
+colour ``fill``, and draw over their optional background input (black of ``format`` when
+unconnected), in the ``output`` channels::
+
+    v' = 1 - v with invert;   drawn = bg * (1 - v') + fill * v'   (replace: fill * v')
+    out = bg + (drawn - bg) * opacity * mask
+
+Foundry documents the knobs, not this arithmetic: the over-style blend, the clamp of the mask to
+0..1 and the data window (the format: Nuke's default "clip to format") are nodegraph's choices.
+The other channels of the background pass through; ``output`` channels it lacks start black.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +24,12 @@ from nodegraph import channels as chans
 from nodegraph.errors import ChannelError, KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
-from nodegraph.node import Knobs, Node
+from nodegraph.node import Input, Knobs, Node
 
 from ._common import ChannelsKnob, Color4, FormatKnob, fill, format_of, rgba_values
+from .blend import mask_plane
+from .copy import ChannelOrNone
+from .shuffle import assemble
 
 
 def _names(spec: str, node: str, knob: str) -> tuple[str, ...]:
@@ -108,55 +124,132 @@ class Checkerboard(Node):
         return Image(pixels, chans.RGBA, fmt.display, fmt)
 
 
-class Ramp(Node):
-    """A linear or smooth ramp between two points, as Nuke's Ramp (points are y-up)."""
+RampType = Literal["linear", "smooth0", "smooth1", "smooth"]
+
+
+def ramp_t(x: torch.Tensor, y: torch.Tensor, p0: tuple[float, float], p1: tuple[float, float],
+           kind: str) -> torch.Tensor:
+    """Position along the ramp from ``p0`` (0) to ``p1`` (1) of the points ``x, y`` (y up),
+    clamped, then shaped: linear, smooth0 (flat at p0), smooth1 (flat at p1), smooth (both)."""
+    dx, dy = p1[0] - p0[0], p1[1] - p0[1]
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        return torch.zeros_like(x + y)
+    t = (((x - p0[0]) * dx + (y - p0[1]) * dy) / length2).clamp(0, 1)
+    if kind == "smooth0":
+        return t * t
+    if kind == "smooth1":
+        return 1 - (1 - t) ** 2
+    if kind == "smooth":
+        return t * t * (3 - 2 * t)
+    return t
+
+
+class Draw(Node, abstract=True):
+    """Base of the draw nodes (see the module docstring): subclasses give ``coverage`` and,
+    optionally, ``paint`` (the fill times the coverage)."""
 
     category = "Draw"
+    inputs = (
+        Input("input", required=False, doc="Input 0: the background drawn over (black of `format` if unconnected)."),
+        Input("mask", required=False, doc="Limits the drawing to where its maskChannelInput is white."),
+    )
 
     class Knobs(Knobs):
-        format: FormatKnob = "HD_1080"
-        """Output format."""
         output: ChannelsKnob = "rgba"
-        """Channels to draw into."""
-        p0: tuple[float, float] = (0.0, 540.0)
-        """Start point (x, y), y measured up from the bottom as in Nuke."""
-        p1: tuple[float, float] = (1920.0, 540.0)
-        """End point (x, y)."""
-        type: Literal["linear", "smooth0", "smooth1", "smooth"] = "linear"
-        """Interpolation: linear, or smoothed at the start, end or both."""
-        color0: Color4 = (0.0, 0.0, 0.0, 0.0)
-        """Colour at p0."""
-        color: Color4 = (1.0, 1.0, 1.0, 1.0)
-        """Colour at p1."""
+        """Channels drawn into (rgba channels take the colour's components, others its red)."""
+        replace: bool = False
+        """Clear the output channels of the background before drawing (fill * coverage)."""
+        invert: bool = False
+        """Draw one minus the coverage (outside the shape)."""
+        opacity: float = 1.0
+        """Scales the drawing's effect (0: the background unchanged)."""
+        maskChannelInput: ChannelOrNone = "rgba.alpha"
+        """Channel of the mask input limiting the drawing (none: no mask)."""
+        invert_mask: bool = False
+        """Use one minus the mask channel."""
+        format: FormatKnob = "HD_1080"
+        """Output format when the background input is not connected (else the background's)."""
 
     def check(self) -> list[str]:
         problem = _channel_problem(self.knobs.output)
         return [f"knob 'output': {problem}"] if problem else []
 
+    def coverage(self, x: torch.Tensor, y: torch.Tensor, fmt) -> torch.Tensor:
+        raise NotImplementedError
+
+    def paint(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
+        """``[C, H, W]`` fill times coverage; default: ``color``."""
+        color = torch.tensor(rgba_values(names, self.knobs.color, default=self.knobs.color[0]),
+                             device=v.device, dtype=v.dtype).view(-1, 1, 1)
+        return color * v[None]
+
+    def _output(self, bg: Image | None) -> tuple[str, ...]:
+        """The output channels: rgba, rgb, alpha... in full (made if the background lacks them), a
+        bare layer as the background has it."""
+        if bg is not None and _channel_problem(self.knobs.output):
+            try:
+                return chans.expand(self.knobs.output, bg.channels)
+            except ChannelError:
+                pass
+        return _names(self.knobs.output, self.path, "output")
+
     def compute(self, ctx: Context) -> Image:
         k = self.knobs
-        fmt = format_of(self.name, k.format)
-        names = _names(k.output, self.name, "output")
-        w, h = fmt.width, fmt.height
-        x = torch.arange(w, device=ctx.device, dtype=torch.float64) + 0.5
-        y = (h - torch.arange(h, device=ctx.device, dtype=torch.float64)) - 0.5
-        dx, dy = k.p1[0] - k.p0[0], k.p1[1] - k.p0[1]
-        length2 = dx * dx + dy * dy
-        if length2 == 0:
-            t = torch.zeros(h, w, device=ctx.device, dtype=torch.float64)
+        bg = ctx.input("input") if ctx.has_input("input") else None
+        fmt = bg.format if bg is not None else format_of(self.name, k.format)
+        names = self._output(bg)
+        box = fmt.display
+        dev = ctx.device
+        f64 = torch.float64
+        x = (torch.arange(box.width, device=dev, dtype=f64) + (box.x0 + 0.5))[None, :]
+        y = (fmt.height - (torch.arange(box.height, device=dev, dtype=f64) + (box.y0 + 0.5)))[:, None]
+        x, y = torch.broadcast_tensors(x, y)
+        v = self.coverage(x, y, fmt).clamp(0, 1)
+        if k.invert:
+            v = 1 - v
+        painted = self.paint(x, y, v, names)
+        if bg is not None:
+            base = bg.to(dev, ctx.dtype).crop_to(box)
         else:
-            t = ((x[None, :] - k.p0[0]) * dx + (y[:, None] - k.p0[1]) * dy) / length2
-        t = t.clamp(0, 1)
-        if k.type == "smooth0":  # flat at p0
-            t = t * t
-        elif k.type == "smooth1":  # flat at p1
-            t = 1 - (1 - t) ** 2
-        elif k.type == "smooth":
-            t = t * t * (3 - 2 * t)
-        c0 = torch.tensor(rgba_values(names, k.color0), device=ctx.device, dtype=torch.float64).view(-1, 1, 1)
-        c1 = torch.tensor(rgba_values(names, k.color), device=ctx.device, dtype=torch.float64).view(-1, 1, 1)
-        pixels = (c0 + (c1 - c0) * t[None]).to(ctx.dtype)
-        return Image(pixels, names, fmt.display, fmt)
+            base = Image(torch.zeros((0, box.height, box.width), device=dev, dtype=ctx.dtype), (), box, fmt)
+        m = mask_plane(ctx, k.maskChannelInput, k.invert_mask, box, dev) if ctx.has_input("mask") else None
+        weight = k.opacity if m is None else m.to(f64) * k.opacity
+        planes = {}
+        for i, name in enumerate(names):
+            b = base.channel(name).to(f64) if name in base.channels else torch.zeros_like(v)
+            drawn = painted[i] if k.replace else b * (1 - v) + painted[i]
+            planes[name] = b + (drawn - b) * weight
+        return assemble(base, planes)
+
+
+class Ramp(Draw):
+    """A linear or smooth ramp between two points, as Nuke's Ramp (points are y-up), drawn over
+    its optional background as the draw nodes are (module docstring) with coverage ``t``, the
+    position from p0 (0) to p1 (1): ``out = (bg + color0) * (1 - t) + color * t`` at opacity 1.
+    ``color0`` is nodegraph's addition (Nuke's Ramp has only ``color``; its default, transparent
+    black, gives Nuke's ramp)."""
+
+    class Knobs(Draw.Knobs):
+        p0: tuple[float, float] = (0.0, 540.0)
+        """Start point (x, y), y measured up from the bottom as in Nuke."""
+        p1: tuple[float, float] = (1920.0, 540.0)
+        """End point (x, y)."""
+        type: RampType = "linear"
+        """Interpolation: linear, or smoothed at the start, end or both."""
+        color0: Color4 = (0.0, 0.0, 0.0, 0.0)
+        """Colour added at p0 (nodegraph's addition; Nuke's ramp starts from the background)."""
+        color: Color4 = (1.0, 1.0, 1.0, 1.0)
+        """Colour at p1."""
+
+    def coverage(self, x, y, fmt):
+        return ramp_t(x, y, self.knobs.p0, self.knobs.p1, self.knobs.type)
+
+    def paint(self, x, y, v, names):
+        k = self.knobs
+        c0 = torch.tensor(rgba_values(names, k.color0), device=v.device, dtype=v.dtype).view(-1, 1, 1)
+        c1 = torch.tensor(rgba_values(names, k.color), device=v.device, dtype=v.dtype).view(-1, 1, 1)
+        return c1 * v[None] + c0 * (1 - v[None])
 
 
 class ColorBars(Node):
