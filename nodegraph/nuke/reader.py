@@ -350,9 +350,7 @@ class _Reader:
             return V.channels(word)
         if knob == "format":
             return V.format_value(word)
-        if annotation is str or str(annotation).startswith("typing.Annotated[str"):
-            return word.text
-        return word.text
+        return word.text  # text knobs (file paths keep their TCL), dicts and the rest as written
 
     def user_knob(self, nk: NkNode, node: Node, kl: KnobLine, lines: list[KnobLine] | None = None) -> None:
         """``addUserKnob {TYPE NAME [l LABEL] [t TOOLTIP] [M {choices}] [T TARGET] ...}``."""
