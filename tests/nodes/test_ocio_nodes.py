@@ -369,30 +369,48 @@ def _cases(tmp_path) -> list[tuple[str, dict]]:
     ]
 
 
-def _graph(type_name: str, **knobs):
+def ramp_graph(type_name: str, **knobs):
+    """A graph Ramp -> ``type_name`` (shared with test_color_correct)."""
     g = ng.Graph()
-    src = g.add("Ramp", "R", format="16x8", p0=(0, 0), p1=(16, 8), color=(1.0, 0.6, 0.3, 1.0))
+    src = g.add("Ramp", "R", format="16x8", p0=(0, 0), p1=(16, 8), color=(1.2, 0.6, 0.3, 1.0))
     return g, g.add(type_name, "N", input=src, **knobs)
+
+
+def check_half_and_empty(type_name: str, knobs: dict) -> None:
+    """float16 close to float32, and an empty data window computes to an empty image."""
+    g, node = ramp_graph(type_name, **knobs)
+    full = g.evaluate(node, 1, dtype=torch.float32)
+    half = g.evaluate(node, 1, dtype=torch.float16)
+    assert half.pixels.dtype == torch.float16 and half.bbox == full.bbox
+    torch.testing.assert_close(half.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
+    empty = Image(torch.zeros(4, 0, 0), RGBA, Box(3, 2, 3, 2), FMT)
+    out = compute_node(ng.registry.get(type_name)("N", **knobs), input=empty)
+    assert out.bbox.empty and out.pixels.shape == (4, 0, 0)
+
+
+def check_gpu(type_name: str, knobs: dict) -> None:
+    """The same result on CUDA as on the CPU (with a graded mask where the node has one)."""
+    g, node = ramp_graph(type_name, **knobs)
+    if "mask" in ng.registry.get(type_name).input_names():
+        mask = g.add("Ramp", "M", format="16x8", p0=(0, 0), p1=(16, 0), color=(1, 1, 1, 1))
+        g.connect(mask, node, "mask")
+    cpu = g.evaluate(node, 1, device="cpu")
+    gpu = g.evaluate(node, 1, device="cuda")
+    assert gpu.device.type == "cuda" and gpu.bbox == cpu.bbox
+    torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)
 
 
 def test_half_precision_and_empty_data_window(tmp_path):
     for type_name, knobs in _cases(tmp_path):
-        g, node = _graph(type_name, **knobs)
-        full = g.evaluate(node, 1, dtype=torch.float32)
-        half = g.evaluate(node, 1, dtype=torch.float16)
-        assert half.pixels.dtype == torch.float16 and half.bbox == full.bbox
-        torch.testing.assert_close(half.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
-        empty = Image(torch.zeros(4, 0, 0), RGBA, Box(3, 2, 3, 2), FMT)
-        out = compute_node(ng.registry.get(type_name)("N", **knobs), input=empty)
-        assert out.bbox.empty and out.pixels.shape == (4, 0, 0)
+        check_half_and_empty(type_name, knobs)
 
 
 def test_animated_knobs_resolve_per_frame():
-    g, node = _graph("OCIOCDLTransform", slope=Curve([Key(1, 1.0, "linear"), Key(11, 2.0, "linear")]))
+    g, node = ramp_graph("OCIOCDLTransform", slope=Curve([Key(1, 1.0, "linear"), Key(11, 2.0, "linear")]))
     src = g.evaluate(g["R"], 1)
     assert torch.allclose(g.evaluate(node, 1).pixels, src.pixels)
     assert torch.allclose(g.evaluate(node, 11).pixels[:3], src.pixels[:3] * 2, atol=1e-6)
-    g2, disp = _graph("OCIODisplay", display="default", view="Raw", gain=Expression("frame"))
+    g2, disp = ramp_graph("OCIODisplay", display="default", view="Raw", gain=Expression("frame"))
     raw = g2.evaluate(disp, 1).pixels
     assert g2.evaluator.hash(disp, 1) != g2.evaluator.hash(disp, 3)
     np.testing.assert_allclose(g2.evaluate(disp, 3).pixels[:3].numpy(), raw[:3].numpy() * 3, rtol=1e-4, atol=1e-5)
@@ -401,15 +419,7 @@ def test_animated_knobs_resolve_per_frame():
 @pytest.mark.gpu
 @pytest.mark.parametrize("index", range(4))
 def test_gpu_matches_cpu(tmp_path, index):
-    type_name, knobs = _cases(tmp_path)[index]
-    g, node = _graph(type_name, **knobs)
-    if "mask" in ng.registry.get(type_name).input_names():
-        mask = g.add("Ramp", "M", format="16x8", p0=(0, 0), p1=(16, 0), color=(1, 1, 1, 1))
-        g.connect(mask, node, "mask")
-    cpu = g.evaluate(node, 1, device="cpu")
-    gpu = g.evaluate(node, 1, device="cuda")
-    assert gpu.device.type == "cuda" and gpu.bbox == cpu.bbox
-    torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-4, atol=1e-4)
+    check_gpu(*_cases(tmp_path)[index])
 
 
 def test_read_from_a_nuke_script(tmp_path):
