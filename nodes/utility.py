@@ -31,11 +31,16 @@ class NoOp(_PassThrough):
     category = "Other"
 
 
+#: Inputs Switch offers ("0".."63"); Nuke's Switch takes any number, real scripts connect 9 and more.
+SWITCH_INPUTS = 64
+
+
 class Switch(Node):
-    """Passes one of its inputs through, chosen by ``which`` (only that input is pulled)."""
+    """Passes one of its inputs through, chosen by ``which`` (only that input is pulled); inputs
+    "0".."63" (Nuke's is unlimited)."""
 
     category = "Merge"
-    inputs = tuple(Input(str(i), required=False, doc=f"Input {i}.") for i in range(8))
+    inputs = tuple(Input(str(i), required=False, doc=f"Input {i}.") for i in range(SWITCH_INPUTS))
 
     class Knobs(Knobs):
         which: int = Field(0, ge=0)
