@@ -274,15 +274,28 @@ def loop_worker(spec: dict, out: Path) -> None:
             torch.cuda.synchronize(dev)
 
     marks: dict[str, float] = {}
+    # "profile": N profiles N steps after the timed ones (kernel time against wall time: is the
+    # loop bound by the GPU or by the host launching work?)
+    n_prof = int(spec.get("profile", 0))
+    prof = None
 
     def on_event(kind: str, info: dict) -> None:
+        nonlocal prof
         if kind == "plan":
             marks["plan"] = time.perf_counter()
-        elif kind == "step" and info["step"] in (1, warm, total):
+        elif kind == "step" and info["step"] in (1, warm, total - n_prof):
             sync()
             marks[f"step{info['step']}"] = time.perf_counter()
         elif kind == "log":
             marks["loss"] = info["loss"]
+        if n_prof and kind == "step" and info["step"] == total - n_prof:
+            prof = torch.profiler.profile()
+            prof.start()
+            marks["prof_start"] = time.perf_counter()
+        elif prof is not None and kind == "step" and info["step"] == total:
+            sync()
+            marks["prof_wall"] = time.perf_counter() - marks["prof_start"]
+            prof.stop()
 
     with tempfile.TemporaryDirectory(prefix="copycat_loop_") as tmp:
         root = Path(tmp)
@@ -298,7 +311,8 @@ def loop_worker(spec: dict, out: Path) -> None:
         trainer.prepare()
         t_prepared = time.perf_counter()
         trainer.run()
-    elapsed = marks[f"step{total}"] - marks[f"step{warm}"]
+    timed -= n_prof
+    elapsed = marks[f"step{total - n_prof}"] - marks[f"step{warm}"]
     result = {
         "crops_per_s": spec["batch"] * timed / elapsed,
         "step_ms": 1000 * elapsed / timed,
@@ -310,6 +324,16 @@ def loop_worker(spec: dict, out: Path) -> None:
     }
     if dev.type == "cuda":
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2 ** 30
+    if prof is not None:
+        events = prof.key_averages()
+        attr = "self_device_time_total" if dev.type == "cuda" else "self_cpu_time_total"
+        busy_us = sum(getattr(e, attr) for e in events)
+        result["profile"] = {"steps": n_prof, "wall_ms_per_step": 1000 * marks["prof_wall"] / n_prof,
+                             "device_busy_ms_per_step": busy_us / 1000 / n_prof if dev.type == "cuda" else None,
+                             "top": [{"name": e.key[:120], "ms_per_step": getattr(e, attr) / 1000 / n_prof,
+                                      "calls_per_step": e.count / n_prof}
+                                     for e in sorted(events, key=lambda e: -getattr(e, attr))[:25]]}
+        print(prof.key_averages().table(sort_by=attr, row_limit=25), flush=True)
     out.write_text(json.dumps(result))
 
 
@@ -332,8 +356,8 @@ def run_loops(args, device: torch.device) -> dict[str, dict]:
         for name, v in variants.items():
             spec = {"device": str(device), "model": args.loop_model, "batch": args.batch, "crop": args.crop,
                     "frames": args.loop_frames, "size": args.loop_size, "warmup": args.loop_warmup,
-                    "steps": args.loop_steps, "compile": v.get("compile", True) and args.compile}
-            spec.update({k: v[k] for k in ("space_to_depth",) if k in v})
+                    "steps": args.loop_steps, "compile": v.get("compile", True) if args.compile else False}
+            spec.update({k: v[k] for k in ("space_to_depth", "profile") if k in v})
             cache = Path(caches) / v.get("cache", name)
             cold = not cache.exists()
             cache.mkdir(exist_ok=True)
@@ -381,13 +405,14 @@ def main() -> None:
                     help="real train() loop variants: before (needs --before-pythonpath), train (cold "
                          "compile cache), train_warm (second run, same cache), or names from --loop-variant")
     ap.add_argument("--loop-variant", action="append", default=[], metavar="NAME=JSON",
-                    help='a loop variant: {"compile": true|mode, "space_to_depth": bool, "cache": NAME}')
+                    help='a loop variant: {"compile": true|false|mode, "space_to_depth": bool, "cache": NAME, '
+                         '"profile": STEPS}')
     ap.add_argument("--before-pythonpath", default="", help="PYTHONPATH holding the code before a change")
     ap.add_argument("--loop-model", default="medium")
     ap.add_argument("--loop-frames", type=int, default=16)
     ap.add_argument("--loop-size", type=int, default=512)
     ap.add_argument("--loop-warmup", type=int, default=30)
-    ap.add_argument("--loop-steps", type=int, default=150)
+    ap.add_argument("--loop-steps", type=int, default=150, help="timed steps (and profiled steps after them)")
     ap.add_argument("--loop-worker", help=argparse.SUPPRESS)
     ap.add_argument("--loop-out", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -335,7 +335,10 @@ def build_network(config: NetworkConfig) -> ScaleRecurrentNet:
 # zeros), with 1.44x the multiply-adds but on wide GEMMs that run near the matrix rate. Measured
 # through the Inference node (medium, HD, half, compiled, H100): 73.6 -> 85.7 frames/s; eager
 # 47.9 -> 57.7 (benchmarks/inference_profile.py). Only the weights are rearranged; the model file
-# and training are unchanged.
+# is unchanged. Training on CUDA uses the tied form (``space_to_depth(net, tied=True)``), which
+# gathers the rearranged weights from the network's own parameters at every call; in the real
+# training loop it was measured no faster than the plain form together with the loop's other
+# changes (benchmarks/results/copycat_throughput.json), not yet on its own.
 
 def _tap_radius(taps: list[int]) -> int:
     return max(max(taps), -min(taps), 0)
