@@ -25,13 +25,18 @@ RENAMED: dict[str, dict[str, str]] = {
     "FrameHold": {"first_frame": "firstFrame"},
     "Keyer": {"input": "layer"},
     "Inference": {"serialiseKnob": "knobValues"},
+    "ColorCorrect": {f"{r}.{k}": f"{r}_{k}" for r in ("shadows", "midtones", "highlights")
+                     for k in ("saturation", "contrast", "gamma", "gain", "offset")},
 }
 #: nodegraph knob -> the name written to scripts, where it is not the knob's own name.
 WRITTEN: dict[str, dict[str, str]] = {
     "FrameHold": {"firstFrame": "first_frame"},
     "Keyer": {"layer": "input"},
     "Inference": {"knobValues": "serialiseKnob"},
+    "ColorCorrect": {ours: theirs for theirs, ours in RENAMED["ColorCorrect"].items()},
 }
+#: Knobs holding a set of named curves (``lut {master {curve ...} red {}}``), written as such.
+CURVE_SET_KNOBS = frozenset({("ColorCorrect", "lookup"), ("HueCorrect", "hue"), ("ColorLookup", "lut")})
 
 #: Nuke's defaults where nodegraph's differ (the value a knob absent from a script has).
 NUKE_DEFAULTS: dict[str, dict[str, Any]] = {

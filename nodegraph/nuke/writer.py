@@ -289,6 +289,8 @@ class _Writer:
         field = type(node.knobs).model_fields[knob]
         if (cls, knob) in _SPECIAL_OUT:
             return _SPECIAL_OUT[(cls, knob)](value)
+        if (cls, knob) in C.CURVE_SET_KNOBS and isinstance(value, dict):
+            return "{" + "\n ".join(f"{quote(str(name))} {{{text}}}" for name, text in value.items()) + "}"
         if V.literal_choices(field.annotation) is not None:
             return quote(str(value))
         if animation.knob_shape(field.annotation) is not None:
