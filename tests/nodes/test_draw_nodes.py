@@ -1,6 +1,7 @@
-"""Radial, Rectangle and Ramp as draw nodes: coverage against hand-written numpy formulas with
+"""Radial, Rectangle, Ramp and Noise as draw nodes: coverage against hand-written numpy formulas with
 hypothesis, Rectangle against OpenImageIO's render_box, the shared drawing arithmetic over a
-background (opacity, invert, replace, mask), animation, half precision, empty windows, .nk
+background (opacity, invert, replace, mask), Noise against the expression language's fBm and
+turbulence through an Expression node, animation, half precision, empty windows, .nk
 scripts (``Ramp { inputs 1 }``) and CPU/GPU parity."""
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import nodegraph as ng
 from nodegraph import Box, Format, Image
 from nodegraph.channels import RGBA
 from nodegraph.curve import Curve, Key
+from nodegraph import expr_noise
+from nodegraph.expression import Expression
 from nodegraph.nodes.draw import Radial, Rectangle
 from nodegraph.nodes.generate import Ramp
+from nodegraph.nodes.noise import Noise
 from nodegraph.nuke.reader import read_nk
 from nodegraph.testing import compute_node
 
@@ -228,7 +232,8 @@ def test_nk_draw_chain_reads_and_renders():
     Radial("R", format=f"{W}x{H}", area=(1.3, 2, 21, 13.7), plinear=True, invert=True),
     Rectangle("Q", format=f"{W}x{H}", area=(1.3, 2, 21, 13.7), softness=(2, 3), ramp="smooth1"),
     Ramp("Rp", format=f"{W}x{H}", p0=(3, 1), p1=(20, 12), type="smooth", color0=(0.1, 0.2, 0.3, 0.4)),
-], ids=["Radial", "Rectangle", "Ramp"])
+    Noise("N", size=(5, 7), type="turbulence", rotate=30, center=(12, 8), zoffset=0.3),
+], ids=["Radial", "Rectangle", "Ramp", "Noise"])
 def test_gpu_matches_cpu(node):
     fmt = Format.of_size(W, H)
     bg = Image(torch.linspace(-1, 2, 4 * H * W).reshape(4, H, W), RGBA, Box(0, 0, W, H), fmt)
@@ -236,3 +241,112 @@ def test_gpu_matches_cpu(node):
     gpu = compute_node(node, device="cuda", input=bg.to("cuda"), mask=bg.to("cuda"))
     assert gpu.pixels.device.type == "cuda"
     torch.testing.assert_close(gpu.pixels.cpu(), cpu.pixels, rtol=1e-6, atol=1e-6)
+
+
+# --- Noise ----------------------------------------------------------------------------------------
+
+def expression_noise(graph: ng.Graph, expr: str, fmt: str = f"{W}x{H}") -> np.ndarray:
+    """The red channel of an Expression node evaluating ``expr`` over a Constant of ``fmt``."""
+    const = graph.add("Constant", format=fmt)
+    node = graph.add("Expression", expr0=expr)
+    graph.connect(const, node, "input")
+    return graph.evaluate(node, 1).pixels[0].numpy()
+
+
+@pytest.mark.parametrize("kind, fn", [("fBm", "fBm"), ("turbulence", "turbulence")])
+def test_noise_matches_the_expression_languages_fbm(kind, fn):
+    """Without the lattice tilt, the noise is the expression language's fBm / turbulence of the
+    pixel centre over the size, mapped and raised to gamma (an independent path: the Expression
+    node's own x, y and parser)."""
+    knobs = dict(type=kind, size=(9.0, 6.0), zoffset=0.35, octaves=4, nyquist=False, lacunarity=2.2,
+                 gain=0.6, gamma=0.7, xrotate=0, yrotate=0)
+    out = compute_node(Noise("N", format=f"{W}x{H}", **knobs))
+    call = f"{fn}((x + 0.5) / 9, (y + 0.5) / 6, 0.35, 4, 2.2, 0.6)"
+    value = f"0.5 + 0.5 * {call}" if kind == "fBm" else call
+    want = expression_noise(ng.Graph(), f"pow(clamp({value}), 0.7)")
+    np.testing.assert_allclose(out.pixels[0].numpy(), want, atol=2e-6)
+    np.testing.assert_array_equal(out.pixels[3].numpy(), out.pixels[0].numpy())  # white: every channel
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(-90, 90), st.floats(0.5, 2), st.tuples(st.floats(-20, 20), st.floats(-20, 20)),
+       st.floats(0, 60), st.floats(0, 60), st.floats(-3, 3))
+def test_noise_coordinates_follow_the_transform_and_tilt(rotate, scale, translate, xrot, yrot, z):
+    knobs = dict(size=7.0, octaves=3, nyquist=False, gamma=1.0, rotate=rotate, scale=scale, translate=translate,
+                 center=(12, 8), xrotate=xrot, yrotate=yrot, zoffset=z)
+    out = compute_node(Noise("N", format=f"{W}x{H}", **knobs))
+    x, y = grid()
+    a = np.radians(rotate)
+    # undo: translate, then rotate and scale about the centre
+    dx, dy = x - 12 - translate[0], y - 8 - translate[1]
+    qx = (np.cos(a) * dx + np.sin(a) * dy) / scale + 12
+    qy = (-np.sin(a) * dx + np.cos(a) * dy) / scale + 8
+    p = np.stack([qx / 7, qy / 7, np.full_like(qx, z)])
+    ax, ay = np.radians(xrot), np.radians(yrot)
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    px, py, pz = np.einsum("ij,jhw->ihw", ry @ rx, p)
+    f = expr_noise.fbm(torch.from_numpy(px), torch.from_numpy(py), torch.from_numpy(pz), 3, 2.0, 0.5).numpy()
+    np.testing.assert_allclose(out.pixels[0].numpy(), np.clip(0.5 + 0.5 * f, 0, 1), atol=1e-5)
+
+
+def test_noise_nyquist_drops_octaves_finer_than_two_pixels():
+    fmt = f"{W}x{H}"
+    cut = compute_node(Noise("N", format=fmt, size=8, octaves=10))
+    assert torch.equal(cut.pixels, compute_node(Noise("N", format=fmt, size=8, octaves=3, nyquist=False)).pixels)
+    scaled = compute_node(Noise("N", format=fmt, size=8, octaves=10, scale=2))  # features twice as big
+    assert torch.equal(scaled.pixels, compute_node(Noise("N", format=fmt, size=8, octaves=4, nyquist=False,
+                                                         scale=2)).pixels)
+
+
+NOISE_NK = """Root {
+ format "24 16 0 0 24 16 1 tiny"
+}
+Noise {
+ inputs 0
+ zoffset {{curve x2 1.74 x7 0.42 x16 1.16 x87 0.36}}
+ size 12
+ center {12 8}
+ name Noise1
+}
+Noise {
+ type turbulence
+ gain 0.66666667
+ gamma 0.3333333333
+ opacity 0.5
+ size 5
+ name Noise2
+}
+"""
+
+
+def test_nk_noise_reads_and_renders_over_its_background():
+    g = read_nk(NOISE_NK).graph
+    first, second = g.node("Noise1"), g.node("Noise2")
+    assert g.sources_of(second)["input"] is first
+    assert second.knobs.type == "turbulence" and second.knobs.gamma == pytest.approx(1 / 3)
+    for frame in (2, 7):
+        z = first.value("zoffset", frame)
+        want = compute_node(Noise("N", format="24x16", size=12, center=(12, 8), zoffset=z))
+        below = g.evaluate(first, frame)
+        torch.testing.assert_close(below.pixels, want.pixels)
+        v = compute_node(Noise("T", format="24x16", type="turbulence", gain=0.66666667, gamma=0.3333333333,
+                               size=5, output="rgba")).pixels
+        torch.testing.assert_close(g.evaluate(second, frame).pixels, below.pixels + (1 - below.pixels) * v * 0.5,
+                                   rtol=1e-5, atol=1e-6)
+    assert g.evaluator.hash(first, 2) != g.evaluator.hash(first, 7)
+
+
+def test_noise_animated_half_and_empty_background():
+    g = ng.Graph()
+    node = g.add("Noise", "N", format=f"{W}x{H}", size=6, zoffset=Expression("frame / 10"))
+    a, b = g.evaluate(node, 1), g.evaluate(node, 2)
+    assert not torch.equal(a.pixels, b.pixels) and torch.equal(a.pixels, g.evaluate(node, 1).pixels)
+    n = Noise("N", format=f"{W}x{H}", size=(5, 9), type="turbulence", rotate=20, center=(12, 8))
+    full = compute_node(n)
+    half = compute_node(n, dtype=torch.float16)
+    torch.testing.assert_close(half.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
+    empty = Image(torch.zeros((4, 0, 0), dtype=torch.float16), RGBA, Box(3, 3, 3, 3), Format.of_size(W, H))
+    over = compute_node(n, input=empty, dtype=torch.float16)
+    assert over.bbox == Box(0, 0, W, H) and over.pixels.dtype == torch.float16
+    torch.testing.assert_close(over.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
