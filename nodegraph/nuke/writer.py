@@ -163,9 +163,11 @@ class _Writer:
             return [by_number.get(i) for i in range(width)], width, 0
         specs = tuple(i.name for i in node.inputs)
         slots, main, masks = C.nuke_inputs(specs, connected, _nuke(node).get("class") or node.type_name)
-        if masks:  # Nuke keeps every main slot before the mask
+        if masks:  # the main slots up to the last connected one (at least one) come before the mask
             mains = [n for n in specs if n != "mask"]
-            slots, main = [n if n in connected else None for n in mains] + ["mask"], len(mains)
+            saved = _nuke(node).get("inputs")
+            main = min(len(mains), max(main, 1, saved[0] if saved else 0))
+            slots = [n if n in connected else None for n in mains[:main]] + ["mask"]
         saved = nuke.get("inputs")
         if saved and not masks and saved[0] > main:  # keep empty trailing slots the script had
             mains = [n for n in specs if n != "mask"][:saved[0]]
