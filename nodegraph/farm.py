@@ -86,10 +86,47 @@ class RenderPlugin(WorkerPlugin):
             threads = (os.cpu_count() or 1) // max(1, int(getattr(worker.state, "nthreads", 1)))
         with _LOCK:
             _RENDERS[self.key] = {**self.settings, "threads": max(1, int(threads))}
+            _heap_for_images(True)
 
     def teardown(self, worker: Any) -> None:
         with _LOCK:
             _RENDERS.pop(self.key, None)
+            if not _RENDERS:
+                _heap_for_images(False)
+
+
+#: glibc's mallopt parameters and the values its dynamic mmap threshold would reach for large images.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20
+
+
+def _heap_for_images(rendering: bool) -> None:
+    """Keep image buffers on the heap while this worker renders, then give memory back.
+
+    A Dask nanny starts its worker with ``MALLOC_TRIM_THRESHOLD_=65536``. Setting the trim
+    threshold turns off glibc's dynamic mmap threshold, so every buffer over 128 KiB (every image
+    tensor) is a fresh mmap whose pages fault in and are zeroed, then unmapped when freed: a
+    960x540 keying render took ~1 million page faults per 24 files and ran about twice as slow as a
+    plain process. While rendering, buffers up to 32 MiB (glibc's own dynamic ceiling) come from
+    the heap and the heap is trimmed past 64 MiB; when the worker's last render ends, the
+    environment's trim threshold is restored and the free heap is given back. Only on glibc, and
+    only where the environment set a threshold (otherwise glibc's defaults already do this)."""
+    if not (os.environ.get("MALLOC_TRIM_THRESHOLD_") or os.environ.get("MALLOC_MMAP_THRESHOLD_")):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        if rendering:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD)
+        else:
+            trim = os.environ.get("MALLOC_TRIM_THRESHOLD_", "")
+            if trim.isdigit():
+                libc.mallopt(_M_TRIM_THRESHOLD, int(trim))
+            libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        pass
 
 
 def _worker_state(key: str) -> dict[str, Any]:
