@@ -32,7 +32,7 @@ from distributed import WorkerPlugin
 from .errors import NodeGraphError, safe_repr
 from .evaluator import Evaluator, resolve_device
 from .graph import Graph
-from .render import FramesFailed, Job, Runner, dtype_name, run_job, worker_evaluator
+from .render import FramesFailed, Job, Runner, dtype_name, run_job, worker_document, worker_evaluator
 
 #: Default retries of a failed job before its frames are reported failed.
 RETRIES = 2
@@ -200,7 +200,7 @@ class DaskRunner(Runner):
                                  for w in workers.values()):
             raise FarmError(f"no worker of the cluster has the resources {resources} the jobs need; start "
                             "workers with e.g. `dask worker ADDRESS --resources GPU=1`")
-        doc = graph.to_dict()
+        doc = worker_document(graph)  # with graph.path: relative files resolve as in the driver
         device_text = "auto" if device is None else str(device)
         self.key = document_key(doc, device_text, dtype, cache_bytes)
         self.plugin = RenderPlugin(self.key, doc, device_text, dtype_name(dtype), cache_bytes, threads)

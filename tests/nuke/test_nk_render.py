@@ -232,3 +232,22 @@ def test_render_names_an_unsupported_node_only_when_it_is_upstream(tmp_path: Pat
     res = runner.invoke(app, ["render", str(script), "-X", "W1"])
     assert res.exit_code != 0 and "ZDefocus2" in res.output
     assert not (tmp_path / "zd.0001.exr").exists()
+
+
+def test_process_workers_resolve_paths_against_the_script(tmp_path: Path, monkeypatch) -> None:
+    """Worker processes load the graph from a document: they get its path too, so relative files
+    land beside the script, not in the workers' current folder."""
+    script = tmp_path / "shots" / "comp.nk"
+    script.parent.mkdir()
+    script.write_text(expand("""
+        Root { inputs 0 first_frame 1 last_frame 2 format "8 8 0 0 8 8 1" }
+        Constant { inputs 0 color 0.5 name C }
+        Write { file renders/c.####.exr create_directories true name W }
+    """))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = CliRunner().invoke(app, ["render", str(script), "-j", "2", "--processes"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (script.parent / "renders").iterdir()) == ["c.0001.exr", "c.0002.exr"]
+    assert list(elsewhere.iterdir()) == []
