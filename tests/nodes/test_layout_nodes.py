@@ -264,6 +264,82 @@ Glow {
     torch.testing.assert_close(half.pixels.float(), full.pixels, rtol=4e-3, atol=4e-3)
 
 
+# --- EdgeDetect ---------------------------------------------------------------------------------
+
+def edges_reference(x: np.ndarray, method: str, threshold: float) -> np.ndarray:
+    """Gradient magnitude by explicit neighbour sums over a black-padded copy."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    h, w = x.shape[1:]
+
+    def at(dy, dx):
+        return p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+
+    if method == "simple":
+        gx = (at(0, 1) - at(0, -1)) / 2
+        gy = (at(1, 0) - at(-1, 0)) / 2
+    else:
+        c = 2 if method == "sobel" else 1
+        n = 2 * (2 + c)
+        gx = (at(-1, 1) + c * at(0, 1) + at(1, 1) - at(-1, -1) - c * at(0, -1) - at(1, -1)) / n
+        gy = (at(1, -1) + c * at(1, 0) + at(1, 1) - at(-1, -1) - c * at(-1, 0) - at(-1, 1)) / n
+    mag = np.sqrt(gx * gx + gy * gy)
+    return np.where(mag < threshold, 0, mag)
+
+
+@settings(max_examples=20, deadline=None)
+@given(method=st.sampled_from(["simple", "sobel", "prewitt"]), threshold=st.floats(0, 0.6), seed=st.integers(0, 50))
+def test_edge_detect_matches_numpy(method, threshold, seed):
+    g = ng.Graph()
+    src = g.add("LayoutSource", "S", size=(8, 6), box=(1, 1, 7, 5), seed=seed)
+    node = g.add("EdgeDetect", "E", input=src, edgedetector=method, threshold=threshold)
+    x = g.evaluate(src, 1, dtype=torch.float64).pixels.numpy()
+    out = g.evaluate(node, 1, dtype=torch.float64)
+    assert out.bbox == Box(1, 1, 7, 5)
+    np.testing.assert_allclose(out.pixels.numpy(), edges_reference(x, method, threshold), rtol=1e-9, atol=1e-12)
+
+
+def test_edge_detect_ramp_slope_output_channel_and_mask_channel():
+    g = ng.Graph()
+    ramp = g.add("Ramp", "R", format="16x4", p0=(0, 0), p1=(16, 0), color=(1.0, 1.0, 1.0, 1.0))
+    node = g.add("EdgeDetect", "E", input=ramp, channels="rgba.red")
+    red = g.evaluate(node, 1).channel("rgba.red").numpy()
+    np.testing.assert_allclose(red[1:-1, 1:-1], 1 / 16, rtol=1e-5)  # slope 1/16 per pixel, inside
+    node.set(output="depth.Z")
+    out = g.evaluate(node, 1)
+    assert "depth.Z" in out.channels
+    np.testing.assert_allclose(out.channel("rgba.red").numpy(), g.evaluate(ramp, 1).channel("rgba.red").numpy())
+    np.testing.assert_allclose(out.channel("depth.Z").numpy(), red, rtol=1e-6)
+    node.set(output="none", maskedgedetect="rgba.alpha")
+    x = g.evaluate(ramp, 1)
+    a = x.channel("rgba.alpha").numpy()
+    want = x.channel("rgba.red").numpy() * (1 - a) + red * a
+    np.testing.assert_allclose(g.evaluate(node, 1).channel("rgba.red").numpy(), want, rtol=1e-5, atol=1e-7)
+    g.connect(g.add("LayoutSource", "Empty", box=(3, 3, 3, 3)), node, "input")
+    for dtype in (torch.float32, torch.float16):  # an empty window stays empty
+        assert g.evaluate(node, 1, dtype=dtype).bbox.empty
+
+
+def test_edge_detect_from_a_nuke_script():
+    text = """LayoutSource {
+ inputs 0
+ name S
+}
+EdgeDetect {
+ edgedetector prewitt
+ threshold 0.1
+ name EdgeDetect1
+}
+"""
+    res = read_nk(text)
+    assert not [w for w in res.warnings if "EdgeDetect1" in str(w)], res.warnings
+    g = res.graph
+    x = g.evaluate("S", 1, dtype=torch.float64).pixels.numpy()
+    np.testing.assert_allclose(g.evaluate("EdgeDetect1", 1, dtype=torch.float64).pixels.numpy(),
+                               edges_reference(x, "prewitt", 0.1), rtol=1e-9, atol=1e-12)
+    half = g.evaluate("EdgeDetect1", 1, dtype=torch.float16).pixels.float().numpy()
+    np.testing.assert_allclose(half, edges_reference(x, "prewitt", 0.1), rtol=5e-3, atol=5e-3)
+
+
 # --- Switch and Dissolve as scripts use them ----------------------------------------------------
 
 def test_switch_takes_a_dozen_inputs_from_a_script():
@@ -324,6 +400,7 @@ Dissolve {
     ("ContactSheet", {"width": 40, "height": 30, "rows": 2, "columns": 2, "gap": 2, "center": True}),
     ("Glow", {"size": (5.0, 3.0), "tolerance": 0.3, "saturation": 0.5, "tint": (1.0, 0.5, 2.0), "mix": 0.7}),
     ("ModifyMetaData", {"metadata": "{set a b}"}),
+    ("EdgeDetect", {"edgedetector": "prewitt", "threshold": 0.05, "maskedgedetect": "rgba.alpha"}),
     ("Dissolve", {"which": 0.3}),
 ])
 def test_cuda_matches_cpu(type_name, knobs):
