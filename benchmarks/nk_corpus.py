@@ -120,8 +120,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", nargs="?", default=str(HERE.parent.parent / "shared" / "data" / "nk"))
     ap.add_argument("--out", default=str(HERE / "results" / "nk_corpus.json"))
+    ap.add_argument("--only", default="", help="node types to keep (comma list): every other registered type "
+                                               "is treated as unsupported, e.g. to compare with an older node set")
     args = ap.parse_args()
+    if args.only:
+        from nodegraph.node import registry
+
+        keep = {t.strip() for t in args.only.split(",") if t.strip()}
+        for name in list(registry.types()):
+            if name not in keep:
+                registry._types.pop(name, None)
     result = survey(Path(args.folder))
+    result["only"] = sorted(keep) if args.only else None
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     s = result["summary"]
     print(f"{s['files']} files: {s['load']} load, {s['round_trip']} round-trip, "
