@@ -6,9 +6,12 @@ position, weights normalised to sum to one; impulse takes the pixel under the po
 tap falls outside the source's data window it reads black (its weight still counts, so edges
 fade), or with ``black_outside`` off the nearest edge pixel.
 
-nodegraph's choice where Foundry's docs are silent: the kernel is not widened where a warp
-minifies (no area filtering, unlike Transform's affine path), so a warp that shrinks strongly
-aliases; blur channels (``blur``, ``blur_scale``) and ``premultiplied`` are not offered.
+Where the map minifies, the kernel widens along each source axis by the map's local rate of
+change (``max(1, |du/dx|, |du/dy|)`` for u, likewise v, from central differences of the sample
+positions; at most 4, which bounds the taps at 16 a side), as Transform's affine path and OpenImageIO's warp do, so a pin that
+shrinks a plate low-passes it instead of aliasing. nodegraph's choices where Foundry's docs are
+silent: that width rule; blur channels (``blur``, ``blur_scale``) and ``premultiplied`` are not
+offered.
 """
 
 from __future__ import annotations
@@ -36,9 +39,26 @@ from .transform import FilterKnob, filter_radius, filter_weight, flip_y
 T = torch.Tensor
 
 
-def sample(img: Image, u: T, v: T, filt: str, black: bool = True) -> T:
+#: The widest a kernel grows where a warp minifies (a seam in a map would blur without bound).
+MAX_STRETCH = 4.0
+
+
+def stretch_of(u: T, v: T) -> tuple[T, T]:
+    """Per-pixel kernel widths along the source axes for sample positions ``u, v`` ``[H, W]``:
+    ``max(1, |du/dx|, |du/dy|)`` and the same for v, by central differences, at most MAX_STRETCH."""
+    def rate(p: T) -> T:
+        out = torch.zeros_like(p)
+        for dim in (0, 1):
+            if p.shape[dim] > 1:
+                out = torch.maximum(out, torch.gradient(p, dim=dim)[0].abs())
+        return out.nan_to_num(nan=MAX_STRETCH, posinf=MAX_STRETCH).clamp(1.0, MAX_STRETCH)
+    return rate(u), rate(v)
+
+
+def sample(img: Image, u: T, v: T, filt: str, black: bool = True, stretch: tuple[T, T] | None = None) -> T:
     """``img``'s pixels at source positions ``u, v`` (y-down pixel coordinates of the format, pixel
-    centres at half-integers; float64 ``[H, W]``): ``[C, H, W]`` in float32 (float64 stays)."""
+    centres at half-integers; float64 ``[H, W]``): ``[C, H, W]`` in float32 (float64 stays).
+    ``stretch``: per-pixel kernel widths along u and v (:func:`stretch_of`; default 1)."""
     src = img.bbox
     c = len(img.channels)
     shape = tuple(u.shape)
@@ -47,23 +67,26 @@ def sample(img: Image, u: T, v: T, filt: str, black: bool = True) -> T:
         return torch.zeros((c, *shape), device=u.device, dtype=work.dtype)
     flat = work.reshape(c, -1)
     u, v = u.reshape(-1), v.reshape(-1)
+    su, sv = (None, None) if stretch is None else (stretch[0].reshape(-1), stretch[1].reshape(-1))
 
-    def taps(pos: T, lo: int, n: int) -> tuple[list[T], list[T], list[T]]:
+    def taps(pos: T, scale: T | None, lo: int, n: int) -> tuple[list[T], list[T], list[T]]:
         """Per tap: index into the window (clamped), weight, and whether it is inside."""
         if filt == "impulse":
             idx = [torch.floor(pos).long()]
             weights = [torch.ones_like(pos)]
         else:
-            reach = int(math.ceil(filter_radius(filt)))
+            widest = 1.0 if scale is None else float(scale.max())
+            reach = int(math.ceil(filter_radius(filt) * widest - 1e-6))
             first = torch.floor(pos - 0.5).long() - (reach - 1)
             idx = [first + k for k in range(2 * reach)]
-            weights = [filter_weight(filt, i.to(pos.dtype) + 0.5 - pos) for i in idx]
+            weights = [filter_weight(filt, (i.to(pos.dtype) + 0.5 - pos) if scale is None
+                                     else (i.to(pos.dtype) + 0.5 - pos) / scale) for i in idx]
         rel = [i - lo for i in idx]
         inside = [(r >= 0) & (r < n) for r in rel]
         return [r.clamp(0, n - 1) for r in rel], weights, inside
 
-    ix, wx, in_x = taps(u, src.x0, src.width)
-    iy, wy, in_y = taps(v, src.y0, src.height)
+    ix, wx, in_x = taps(u, su, src.x0, src.width)
+    iy, wy, in_y = taps(v, sv, src.y0, src.height)
     acc = torch.zeros((c, u.shape[0]), device=u.device, dtype=work.dtype)
     total = torch.zeros_like(u)
     for j, w_row, ok_row in zip(iy, wy, in_y):
@@ -95,7 +118,7 @@ def _warped(src: Image, spec: str, u: T, v: T, box: Box, filt: str, black: bool,
     if not names:
         return base
     picked = Image(src.pixels[[src.channels.index(n) for n in names]], names, src.bbox, src.format)
-    moved = sample(picked, u, v, filt, black)
+    moved = sample(picked, u, v, filt, black, stretch_of(u, v))
     planes = {}
     for k, name in enumerate(names):
         plane = moved[k]
@@ -277,8 +300,7 @@ class CornerPin2D(Node):
     nodegraph's choices where the docs are silent: Nuke fills the corners from the input format
     when the node is made, the defaults here are HD_1080's; the data window is the input's mapped
     through the pin (corners behind the camera of a perspective pin give the format), kept within
-    the format grown by its size on each side; the kernel is not widened where the pin minifies;
-    motion blur, the extra matrix and ``clamp`` are not offered.
+    the format grown by its size on each side; motion blur, the extra matrix and ``clamp`` are not offered.
     """
 
     category = "Transform"
@@ -352,11 +374,14 @@ class CornerPin2D(Node):
         u = (inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]) / w
         v = (inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]) / w
         behind = w <= 0  # points mapping from behind the pin's horizon read black
+        su, sv = stretch_of(u, v)
+        one = torch.ones_like(su)
+        stretch = (torch.where(behind, one, su), torch.where(behind, one, sv))
         u = torch.where(behind, torch.full_like(u, -1e9), u)
-        pix = sample(img, u, v, k.filter, k.black_outside)
+        pix = sample(img, u, v, k.filter, k.black_outside, stretch)
         if not k.black_outside:
             pix = pix * (~behind).to(pix.dtype)
         return Image(pix.to(img.dtype), img.channels, box, fmt, dict(img.metadata))
 
 
-__all__ = ["CornerPin2D", "IDistort", "STMap", "pin_matrix", "sample"]
+__all__ = ["CornerPin2D", "IDistort", "STMap", "pin_matrix", "sample", "stretch_of"]

@@ -1,8 +1,9 @@
 """STMap, IDistort and CornerPin2D: against OpenImageIO (st_warp, warp) on a real HDR crop, and
 against hand-written numpy gathers (impulse filter: exact) with hypothesis.
 
-Tolerances. Where OpenImageIO samples at scale 1 (magnifying maps) it computes the same weighted
-sums in float32: 2e-5 times the image's peak, as for Transform. st_warp filters over the map's
+Tolerances. OpenImageIO's warp computes the same weighted sums in float32 (the kernel widened
+by the same rule where the pin minifies): a small multiple of float32 precision times the
+image's peak. st_warp filters over the map's
 derivatives: on a smooth map of about one pixel per pixel its "cubic" agrees with ours to float
 precision (compared away from the edges, where OpenImageIO clamps and we read black).
 """
@@ -171,6 +172,23 @@ def test_cornerpin_matches_oiio_warp(desk, to):
     m = f @ node.nuke_matrix() @ f
     b = out.bbox
     ref = IBA.warp(desk, tuple(float(v) for v in m.T.flatten()), filtername="cubic",
+                   roi=ROI(b.x0, b.x1, b.y0, b.y1, 0, 1, 0, 4))
+    peak = float(np.abs(pixels(desk)).max())
+    assert np.abs(out.pixels.numpy() - pixels(ref)).max() <= 2e-4 * peak
+
+
+@pytest.mark.parametrize("ours, theirs", [("cubic", "cubic"), ("lanczos6", "lanczos3")])
+def test_cornerpin_minifying_widens_the_kernel_as_oiio_warp(desk, ours, theirs):
+    """An affine pin (corner 4 off) shrinking the crop to 40%: the kernel widens by 2.5 along each
+    source axis, as OpenImageIO's warp does for the same matrix."""
+    knobs = dict(from1=(0, 0), from2=(96, 0), from3=(96, 64), to1=(10, 20), to2=(48.4, 20), to3=(48.4, 45.6),
+                 enable4=False)
+    node = CornerPin2D("C", filter=ours, **knobs)
+    out = compute_node(node, input=to_image(desk))
+    f = flip_y(desk.spec().full_height)
+    m = f @ node.nuke_matrix() @ f
+    b = out.bbox
+    ref = IBA.warp(desk, tuple(float(v) for v in m.T.flatten()), filtername=theirs,
                    roi=ROI(b.x0, b.x1, b.y0, b.y1, 0, 1, 0, 4))
     peak = float(np.abs(pixels(desk)).max())
     assert np.abs(out.pixels.numpy() - pixels(ref)).max() <= 2e-4 * peak
