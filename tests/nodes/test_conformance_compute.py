@@ -44,6 +44,9 @@ FMT = f"{W}x{H}"
 #: What a ``format`` knob is set to (its default is HD_1080, 2 Mpixel per plane: too slow for a
 #: suite computing every node several times); different from FMT so that Reformat really resamples.
 OUT_FORMAT = "40x30"
+#: Nodes whose output size is set by knobs other than ``format``: kept as small as OUT_FORMAT
+#: (ContactSheet's default sheet is 3072x2048 with 32 inputs: seconds per evaluation).
+SMALL_OUTPUT: dict[str, dict[str, int]] = {"ContactSheet": {"width": 40, "height": 30}}
 CPU = torch.device("cpu")
 
 # Not computed here, each with its own tests:
@@ -175,6 +178,7 @@ def build(type_name: str, *, empty: tuple[int, int, int, int] | None = None, all
         host = node = g.add(type_name, "Probe")
         if node.has_knob("format"):
             node.set(format=OUT_FORMAT)
+        node.set(**SMALL_OUTPUT.get(type_name, {}))
     feeds = {}
     for i, spec in enumerate(type(host).inputs):
         if spec.name == "mask":
