@@ -25,7 +25,8 @@ import nodegraph as ng
 from nodegraph import Box, Image
 from nodegraph.channels import RGBA
 from nodegraph.expression import Expression
-from nodegraph.nodes.filter_more import Defocus, Erode, FilterErode, Position, VectorBlur, disc_kernel
+from nodegraph.nodes.edge import EdgeDetect
+from nodegraph.nodes.filter_more import Defocus, EdgeDetectWrapper, Erode, FilterErode, Position, VectorBlur, disc_kernel
 from nodegraph.nuke.reader import read_nk
 from nodegraph.testing import compute_node
 
@@ -279,6 +280,53 @@ def test_position_matches_numpy(tx, ty, seed):
         assert torch.equal(out.pixels, img.pixels)
 
 
+# --- EdgeDetectWrapper ----------------------------------------------------------------------------
+
+def np_sobel(x: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of [C, H, W] (black outside): gx = (right - left) weighted 1 2 1 down the
+    column, over 8; gy likewise with below - above."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    h, w = x.shape[1:]
+
+    def at(dy, dx):
+        return p[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+
+    gx = (at(-1, 1) - at(-1, -1) + 2 * (at(0, 1) - at(0, -1)) + at(1, 1) - at(1, -1)) / 8
+    gy = (at(1, -1) - at(-1, -1) + 2 * (at(1, 0) - at(-1, 0)) + at(1, 1) - at(-1, 1)) / 8
+    return np.sqrt(gx * gx + gy * gy)
+
+
+@pytest.mark.parametrize("blursize, erodesize", [(0.0, 0.0), (3.0, 0.0), (2.0, 1.0), (0.0, 2.0)])
+def test_edge_detect_wrapper_blur_sobel_erode(blursize, erodesize):
+    img = random_image(12, Box(2, 1, 10, 7))
+    out = run(EdgeDetectWrapper, img, blursize=blursize, erodesize=erodesize)
+    if blursize:
+        g = gaussian_1d(blursize)
+        r = len(g) // 2
+        box = Box(img.bbox.x0 - r, img.bbox.y0 - r, img.bbox.x1 + r, img.bbox.y1 + r).intersect(FMT.display)
+        blurred = oiio_region(IBA.convolve(padded_buf(img, 10), kernel_buf(np.outer(g, g)), False), box)
+    else:
+        box, blurred = img.bbox, np_of(img)
+    edges = np_sobel(blurred)
+    if erodesize:
+        n = int(erodesize)
+        src = Image(torch.tensor(edges, dtype=torch.float32), RGBA, box, FMT)
+        box = Box(box.x0 - n, box.y0 - n, box.x1 + n, box.y1 + n)
+        edges = oiio_region(IBA.dilate(padded_buf(src, 6), 2 * n + 1, 2 * n + 1), box)
+    assert out.bbox == box
+    np.testing.assert_allclose(np_of(out), edges, atol=2e-5)
+
+
+def test_edge_detect_wrapper_defaults_equal_edge_detect_and_output_channel():
+    img = random_image(13)
+    torch.testing.assert_close(run(EdgeDetectWrapper, img).pixels, run(EdgeDetect, img).pixels)
+    out = run(EdgeDetectWrapper, img, channels="rgb", output="rgba.alpha", erodesize=-1.0)
+    ref = IBA.erode(padded_buf(Image(torch.tensor(np_sobel(np_of(img)[:3]).max(0, keepdims=True), dtype=torch.float32),
+                                     ("rgba.alpha",), img.bbox, FMT), 4), 3, 3)
+    np.testing.assert_allclose(np_of(out)[3], oiio_region(ref, img.bbox)[0], atol=2e-5)
+    np.testing.assert_array_equal(np_of(out)[:3], np_of(img)[:3])
+
+
 # --- animation, half, empty windows, .nk, GPU -------------------------------------------------------
 
 def test_animated_knobs_change_per_frame():
@@ -301,7 +349,8 @@ CASES = [(Erode, {"size": -2.0, "blur": 2.0}), (Erode, {"size": 1.5}), (FilterEr
          (FilterErode, {"size": -2.0, "filter": "gaussian"}), (Defocus, {"defocus": 5.0}),
          (Defocus, {"defocus": 4.0, "method": "fourier"}),
          (VectorBlur, {"channels": "rgb", "uv": "rgba.blue,rgba.alpha", "grow_bbox": 2.0}),
-         (Position, {"translate": (1.25, -2.5)})]
+         (Position, {"translate": (1.25, -2.5)}),
+         (EdgeDetectWrapper, {"blursize": 2.0, "erodesize": 1.0, "edgedetector": "prewitt"})]
 
 
 @pytest.mark.parametrize("cls, knobs", CASES)
@@ -349,6 +398,12 @@ VectorBlur {
  offset 0
  name VectorBlur1
 }
+EdgeDetectWrapper {
+ channels rgba
+ blursize 2
+ erodesize 1
+ name EdgeDetectWrapper1
+}
 """
 
 
@@ -369,6 +424,8 @@ def test_nk_script_reads_and_renders():
     vb = run(VectorBlur, ref, channels="rgba", uv="rgba", offset=0.0)
     torch.testing.assert_close(g.evaluate("VectorBlur1", 1).pixels, vb.pixels)
     assert not torch.equal(vb.pixels, ref.pixels)
+    ed = run(EdgeDetectWrapper, g.evaluate("VectorBlur1", 1), channels="rgba", blursize=2.0, erodesize=1.0)
+    torch.testing.assert_close(g.evaluate("EdgeDetectWrapper1", 1).pixels, ed.pixels)
     assert g.evaluate("VectorBlur1", 2).bbox == Box(out.bbox.x0 - 1, out.bbox.y0 - 1, out.bbox.x1 + 1, out.bbox.y1 + 1)
 
 
@@ -388,6 +445,6 @@ def test_nk_round_trip_keeps_knobs_and_pixels():
     text = dumps_nk(g)
     assert "constant {1 2}" in text and "method fourier" in text and "size {-1 -2}" in text
     g2 = read_nk(text).graph
-    for name in ("FilterErode1", "Defocus1", "Position1", "VectorBlur1"):
+    for name in ("FilterErode1", "Defocus1", "Position1", "VectorBlur1", "EdgeDetectWrapper1"):
         assert g2[name].knobs.model_dump() == g[name].knobs.model_dump()
     torch.testing.assert_close(g2.evaluate("VectorBlur1", 2).pixels, g.evaluate("VectorBlur1", 2).pixels)
