@@ -396,7 +396,7 @@ class Graph:
                                 issues.append(Issue("bad_reference", f"{expr.text!r}: the root has no knob "
                                                     f"{ref.knob!r}", node=node.path, knob=knob))
                             continue
-                        target = node.reference_node(path)
+                        target = node.knob_owner(ref.knob) if path == () else node.reference_node(path)
                         if target is None and path[0] == "parent":
                             issues.append(Issue("bad_reference", f"{expr.text!r}: 'parent' is only defined "
                                                 "inside a group", node=node.path, knob=knob))

@@ -302,10 +302,26 @@ class Node:
                 return None
         return self._find_node(".".join(path))
 
+    def knob_owner(self, knob: str) -> "Node":
+        """Whose knob a bare name in this node's expressions reads: its own, else the nearest
+        enclosing group's that has it (as in Nuke, where nodes in a group read its knobs by name);
+        this node when none has it (the reference is then reported as missing)."""
+        if self.has_knob(knob):
+            return self
+        owner = self.graph.owner if self.graph is not None else None
+        while owner is not None:
+            if owner.has_knob(knob):
+                return owner
+            owner = owner.graph.owner if owner.graph is not None else None
+        return self
+
     def _reference_target(self, ref: Any) -> "Node | None":
         """The node a reference names if it has the knob, else None (root references: self)."""
         if tuple(ref.path) == ("root",):
             return self
+        if tuple(ref.path) == ():
+            target = self.knob_owner(ref.knob)
+            return target if target.has_knob(ref.knob) else None
         target = self.reference_node(tuple(ref.path))
         return target if target is not None and target.has_knob(ref.knob) else None
 
@@ -319,7 +335,7 @@ class Node:
                                 f"(it has {', '.join(sorted(root)) or 'none'})")
             value = root[ref.knob]
         else:
-            target = self.reference_node(path)
+            target = self.knob_owner(ref.knob) if path == () else self.reference_node(path)
             if target is None:
                 raise KnobError(f"reference {where!r}: " + ("'parent' is only defined inside a group"
                                                             if path[0] == "parent" else

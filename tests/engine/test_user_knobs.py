@@ -89,3 +89,22 @@ def test_disable_on_any_node_passes_the_first_input_through_and_can_be_animated(
     src.set(disable=True)  # nothing to pass through: a clear error, not black pixels from nowhere
     with pytest.raises(ng.GraphError, match="disabled and has no first input"):
         g.evaluate(src, 1)
+
+
+def test_a_bare_name_reads_the_enclosing_groups_knob_when_the_node_has_none() -> None:
+    """Nuke resolves a knob name in an expression on the node first, then on the groups around it
+    (public gizmos rely on it: ``disable {{generate_wrap_only}}`` inside the group holding it)."""
+    g = ng.Graph()
+    grp = g.add("Group", "Wrap")
+    grp.add_knob("amount", "float", 3.0)
+    inner = grp.subgraph.add("Group", "Inner")
+    blur = inner.subgraph.add("Blur", "B", size=ng.Expression("amount * 2"))
+    mul = inner.subgraph.add("Multiply", "M", value=ng.Expression("value_of_nobody"))
+    assert blur.value("size", 1) == 6.0  # found two groups up
+    inner.add_knob("amount", "float", 0.5)
+    assert blur.value("size", 1) == 1.0  # the nearest group wins
+    blur.set(size=ng.Expression("size + 1"))  # its own knob first: a cycle, named as one
+    issues = [str(i) for i in g.validate()]
+    assert any("value_of_nobody" in i for i in issues) and any("cycle" in i for i in issues)
+    with pytest.raises(ng.KnobError, match="value_of_nobody"):
+        mul.value("value", 1)
