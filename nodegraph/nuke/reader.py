@@ -39,13 +39,15 @@ from nodegraph.node import Node, UnknownNode, registry
 from nodegraph.nuke import classes as C
 from nodegraph.nuke import values as V
 from nodegraph.nuke.script import KnobLine, NkNode, NkScript, NkWarning, parse_script, read_script
-from nodegraph.nuke.tcl import Word, split_list
+from nodegraph.nuke.tcl import NkSyntaxError, Word, split_list
 
 #: Root knobs that become ``graph.root`` settings.
 ROOT_KNOBS = ("first_frame", "last_frame", "fps", "format")
 #: Nuke's default root format (a new script's project format).
 DEFAULT_ROOT_FORMAT = "HD_1080"
 GROUP_LIKE = frozenset({"Group", "Gizmo", "LiveGroup"})
+#: Deepest nesting of groups read (real scripts nest a handful; each level is a Python call).
+MAX_GROUP_DEPTH = 64
 
 #: addUserKnob type numbers (Nuke's knob type ids) nodegraph keeps as user knobs, and how.
 USER_KNOB_TYPES: dict[str, str] = {"3": "int", "6": "bool", "7": "float", "8": "float", "12": "xy", "13": "xyz",
@@ -101,6 +103,7 @@ class _Reader:
         self._values: dict[int, tuple[list[KnobLine], dict[str, Word]]] = {}  # last value of each knob
         self._converted: dict[tuple[Any, ...], Any] = {}  # (class, knob, type, word) -> value (immutable)
         self._depth = 0
+        self._expanding: list[str] = []  # gizmo classes being read, outermost first
 
     def warn(self, where: NkNode | None, message: str) -> None:
         at = f"line {where.line}: " if where is not None and where.line else ""
@@ -211,8 +214,14 @@ class _Reader:
                 node = self.known(nk, name, lines)
             else:
                 gizmo = self.find_gizmo(cls, nk)
+                if gizmo is not None and cls in self._expanding:
+                    raise _Placeholder(f"gizmo {cls} contains itself")
                 if gizmo is not None:
-                    node = self.group(nk, name, cls, lines, gizmo.nodes[0].children or [], gizmo=gizmo)
+                    self._expanding.append(cls)
+                    try:
+                        node = self.group(nk, name, cls, lines, gizmo.nodes[0].children or [], gizmo=gizmo)
+                    finally:
+                        self._expanding.pop()
                 else:
                     node = self.placeholder(nk, name, lines)
         except _Placeholder as why:
@@ -402,6 +411,9 @@ class _Reader:
     # --- groups and gizmos ------------------------------------------------------------------------------
     def group(self, nk: NkNode, name: str, cls: str, lines: list[KnobLine], children: list[NkNode],
               gizmo: NkScript | None = None) -> Node:
+        if self._depth >= MAX_GROUP_DEPTH:
+            raise NkSyntaxError(f"groups nested more than {MAX_GROUP_DEPTH} deep (group {name!r}): not "
+                                "supported", line=nk.line or None, column=nk.col or None, path=self.source)
         self._depth += 1
         try:
             group = Group(name)
@@ -452,18 +464,17 @@ class _Reader:
         if cls in self._gizmos:
             return self._gizmos[cls]
         found = None
-        if self._depth < 16:
-            for folder in self.gizmo_path:
-                path = folder / f"{cls}.gizmo"
-                if path.is_file():
-                    try:
-                        script = read_script(path)
-                    except NodeGraphError as err:
-                        self.warn(nk, f"gizmo {cls} at {path}: {err}; kept as a placeholder")
-                        break
-                    if script.nodes and script.nodes[0].cls in GROUP_LIKE:
-                        found = script
+        for folder in self.gizmo_path:
+            path = folder / f"{cls}.gizmo"
+            if path.is_file():
+                try:
+                    script = read_script(path)
+                except NodeGraphError as err:
+                    self.warn(nk, f"gizmo {cls} at {path}: {err}; kept as a placeholder")
                     break
+                if script.nodes and script.nodes[0].cls in GROUP_LIKE:
+                    found = script
+                break
         self._gizmos[cls] = found
         return found
 

@@ -368,3 +368,25 @@ def test_expressions_read_choice_knobs_as_their_index() -> None:
     choices = typing.get_args(type(g.node("M").knobs).model_fields["operation"].annotation)
     assert choices.index("over") == 22  # Nuke's Merge2 list is alphabetical, 'over' its 23rd
     assert g.node("S").value("which", 1) == 1
+
+
+def test_hostile_nesting_and_self_containing_gizmos_are_refused_by_name(tmp_path: Path) -> None:
+    def nested(depth: int) -> str:
+        return ("".join(f"Group {{\n name G{i}\n}}\n" for i in range(depth)) + "Blur {\n name B\n}\n"
+                + "end_group\n" * depth)
+
+    from nodegraph.document import graph_to_dict
+    from nodegraph.nuke.writer import dumps_nk
+
+    deep = read_nk(nested(60)).graph  # deep but real: reads, writes back, validates
+    assert read_nk(dumps_nk(deep)).graph.to_dict() == graph_to_dict(deep)
+    assert [i.kind for i in deep.validate()].count("node_check") == 60  # groups without Output
+    with pytest.raises(NkSyntaxError, match="nested more than 64 deep") as info:
+        read_nk(nested(300))
+    assert info.value.line is not None
+    (tmp_path / "Loop.gizmo").write_text("Gizmo {\n}\n Input {\n name Input1\n}\n Loop {\n name Inner\n}\n"
+                                         " Output {\n name Output1\n}\nend_group\n")
+    (tmp_path / "loop.nk").write_text("Loop {\n name L1\n}\n")
+    g = ng.Graph.load(tmp_path / "loop.nk")
+    inner = g.node("L1").subgraph.node("Inner")
+    assert isinstance(inner, UnknownNode) and "contains itself" in inner.problem()
