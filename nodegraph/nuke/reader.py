@@ -195,7 +195,7 @@ class _Reader:
     def node(self, nk: NkNode, graph: Graph) -> Node | None:
         cls = nk.cls
         written = nk.name
-        name = _node_name(written) if written else graph.unique_name(_node_name(cls).rstrip("0123456789") or "Node")
+        name = node_name_of(written) if written else graph.unique_name(node_name_of(cls).rstrip("0123456789") or "Node")
         if name in graph:
             fresh = graph.unique_name(name.rstrip("0123456789") or "Node")
             self.warn(nk, f"a second node named {name!r} is renamed {fresh!r}")
@@ -520,7 +520,7 @@ def _user_default(kind: str, word: Word, choices: tuple[str, ...]) -> Any:
         return None
 
 
-def _node_name(text: str) -> str:
+def node_name_of(text: str) -> str:
     """A Nuke node name as a nodegraph one: characters other than letters, digits and _ become _."""
     name = re.sub(r"\W", "_", text, flags=re.ASCII) or "Node"
     return "_" + name if name[0].isdigit() else name
@@ -655,4 +655,4 @@ def load_nk(path: str | os.PathLike[str], *, gizmo_path: list[str] | None = None
     return result.graph
 
 
-__all__ = ["NkImport", "load_nk", "read_nk", "read_nk_file"]
+__all__ = ["NkImport", "load_nk", "node_name_of", "read_nk", "read_nk_file"]

@@ -29,7 +29,7 @@ from nodegraph.group import Group, GroupInput
 from nodegraph.node import Node, UnknownNode
 from nodegraph.nuke import classes as C
 from nodegraph.nuke import values as V
-from nodegraph.nuke.reader import DEFAULT_ROOT_FORMAT, LINK_KNOB, ROOT_KNOBS, USER_KNOB_TYPES
+from nodegraph.nuke.reader import DEFAULT_ROOT_FORMAT, LINK_KNOB, ROOT_KNOBS, USER_KNOB_TYPES, node_name_of
 from nodegraph.nuke.tcl import quote
 
 DEFAULT_VERSION = "14.0 v5"
@@ -325,10 +325,8 @@ def _nuke(node: Node) -> dict[str, Any]:
 
 
 def _same(written: str, name: str) -> bool:
-    import re
-
-    sanitized = re.sub(r"\W", "_", written, flags=re.ASCII) or "Node"
-    return ("_" + sanitized if sanitized[0].isdigit() else sanitized) == name
+    """Whether ``name`` is what the reader made of the script's name ``written``."""
+    return node_name_of(written) == name
 
 
 def _var_name(name: str) -> str:
@@ -388,8 +386,6 @@ def _from_input_text(value: str) -> str:
 
 
 def _mappings_text(value: dict[str, str]) -> str:
-    from nodegraph import channels as chans
-
     rows = [str(len(value))]
     for target, source in value.items():
         if source in ("black", "white"):
@@ -399,7 +395,6 @@ def _mappings_text(value: dict[str, str]) -> str:
             group = "1" if prefix == "in2" else "0"
             rows += [channel, group, str(_channel_index(channel))]
         rows += [target, "0", str(_channel_index(target))]
-    del chans
     return '"' + " ".join(rows) + '"'
 
 
