@@ -1,4 +1,4 @@
-"""Per-channel arithmetic: Add, Multiply (Nuke's Math nodes)."""
+"""Per-channel arithmetic: Add, Multiply (Nuke's Math nodes), with Nuke's mask input and mix."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, MixKnob, select_channels
+from ._common import ChannelsKnob, MixKnob, mask_weight, select_channels
 
 
 class _Math(Node, abstract=True):
     category = "Color"
-    inputs = (Input("input", doc="Image to change."),)
+    inputs = (Input("input", doc="Image to change."),
+              Input("mask", required=False, doc="Optional mask limiting where the change applies."))
 
     class Knobs(Knobs):
         channels: ChannelsKnob = "all"
@@ -20,6 +21,10 @@ class _Math(Node, abstract=True):
         """Operand."""
         mix: MixKnob = 1.0
         """Blend between the input (0) and the result (1)."""
+        maskChannelInput: str = "rgba.alpha"
+        """Channel of the optional mask input that limits the change (absent: black, no change)."""
+        invert_mask: bool = False
+        """Use one minus the mask channel."""
 
     def op(self, x, value: float):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -31,16 +36,17 @@ class _Math(Node, abstract=True):
         idx = [img.index(n) for n in names if n in img.channels]
         if not idx:
             return img
+        weight = mask_weight(ctx, k, img.bbox, device=img.device, dtype=img.dtype)  # mix, times the mask
         if len(idx) == len(img.channels):  # every channel: one whole-tensor op, no gather/scatter
             out = self.op(img.pixels, k.value)
-            if k.mix != 1.0:
-                out = img.pixels + (out - img.pixels) * k.mix
+            if not isinstance(weight, float) or weight != 1.0:
+                out = img.pixels + (out - img.pixels) * weight
             return img.replace(pixels=out)
         pixels = img.pixels.clone()
         sel = pixels[idx]
         out = self.op(sel, k.value)
-        if k.mix != 1.0:
-            out = sel + (out - sel) * k.mix
+        if not isinstance(weight, float) or weight != 1.0:
+            out = sel + (out - sel) * weight
         pixels[idx] = out
         return img.replace(pixels=pixels)
 
