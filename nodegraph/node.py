@@ -527,7 +527,9 @@ class UnknownNode(Node, abstract=True):
         if reason:
             return f"Nuke node {self.type_name} kept as a placeholder: {reason}"
         if self.nuke:
-            return f"Nuke class {self.type_name!r} is not supported by nodegraph (kept with its knobs and inputs)"
+            why = self.nuke.get("reason")
+            return (f"Nuke class {self.type_name!r} is not supported by nodegraph (kept with its knobs and inputs)"
+                    + (f": {why}" if why else ""))
         return f"unknown node type {self.type_name!r}"
 
     def compute(self, ctx: "Context") -> "Image":

@@ -80,6 +80,33 @@ ROOT_FORMAT_CLASSES = frozenset({"Constant", "ColorBars", "CheckerBoard2", "Ramp
                                  "Noise", "Radial", "Rectangle", "Text2", "Roto", "RotoPaint"})
 
 
+#: Why whole families of Nuke classes stay placeholders (said by validate() and by a render).
+_FAMILIES: tuple[tuple[tuple[str, ...], frozenset[str], str], ...] = (
+    (("Deep",), frozenset(), "deep images are not supported (nodegraph renders flat images)"),
+    (("Particle",), frozenset(), "particle systems are not implemented"),
+    (("OFX",), frozenset(), "OFX plug-ins (Keylight and others) exist only inside Nuke"),
+    ((), frozenset({"BlinkScript"}), "BlinkScript kernels are not run: nodegraph does not translate Blink "
+                                     "code"),
+    ((), frozenset({"Roto", "RotoPaint"}), "roto shapes and paint strokes are not implemented yet"),
+    ((), frozenset({"Axis", "Axis2", "Axis3", "Camera", "Camera2", "Camera3", "Card", "Card2", "Card3D", "Cube",
+                    "Cylinder", "Sphere", "Scene", "ScanlineRender", "RayRender", "TransformGeo", "ApplyMaterial",
+                    "ReadGeo", "ReadGeo2", "WriteGeo", "Light", "Light2", "Light3", "DirectLight", "Spotlight",
+                    "Environment", "Project3D", "Project3D2", "MergeGeo", "MergeMat", "ModelBuilder",
+                    "PointCloudGenerator", "DisplaceGeo", "EditGeo", "Phong", "BasicMaterial", "Constant3D",
+                    "CameraTracker", "GeoSelect", "SphericalTransform", "Reconcile3D", "PositionToPoints",
+                    "PositionToPoints2", "DepthToPoints", "UVProject", "Wireframe", "FillMat"}),
+     "3D nodes (geometry, cameras, lights, renderers) are not implemented: nodegraph renders 2D images"),
+)
+
+
+def unsupported_reason(nuke_class: str) -> str | None:
+    """Why a class nodegraph lacks is not rendered, for the families it does not aim to cover."""
+    for prefixes, names, reason in _FAMILIES:
+        if nuke_class in names or (prefixes and nuke_class.startswith(prefixes)):
+            return reason
+    return None
+
+
 def knob_name(nuke_class: str, name: str) -> str:
     """The nodegraph knob a script's knob ``name`` of ``nuke_class`` sets."""
     return RENAMED.get(nuke_class, {}).get(name) or RENAMED["*"].get(name, name)
@@ -132,4 +159,4 @@ def nuke_inputs(input_specs: tuple[str, ...], connected: set[str],
 
 
 __all__ = ["CHANNEL_KNOBS", "CHANNEL_SET_KNOBS", "MASK_IS_MAIN", "MATRIX_KNOBS", "NUKE_DEFAULTS", "RENAMED", "ROOT_FORMAT_CLASSES", "UI_CLASSES",
-           "UI_KNOBS", "WRITTEN", "input_names", "is_channel", "is_channel_set", "knob_name", "nuke_default", "nuke_name", "nuke_inputs"]
+           "UI_KNOBS", "WRITTEN", "input_names", "is_channel", "is_channel_set", "knob_name", "nuke_default", "nuke_name", "unsupported_reason", "nuke_inputs"]

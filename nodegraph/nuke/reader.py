@@ -251,6 +251,8 @@ class _Reader:
         if reason:
             nuke["placeholder"] = reason
             self.warn(nk, f"{name} ({nk.cls}) kept as a placeholder: {reason}")
+        elif not ui_only and C.unsupported_reason(nk.cls):
+            nuke["reason"] = C.unsupported_reason(nk.cls)
         if nk.children:
             nuke["children"] = _children_raw(nk)
         node.extras["nuke"] = nuke

@@ -238,7 +238,7 @@ def test_a_node_with_an_input_nodegraph_lacks_is_kept_as_a_placeholder() -> None
     res = nk("""
         Constant { inputs 0 name A }
         Constant { inputs 0 name B }
-        Multiply { inputs 1+1 value 2 name M }
+        Crop { inputs 2 name M }
     """)
     node = res.graph.node("M")
     assert isinstance(node, UnknownNode) and "input 1" in node.problem()
@@ -390,3 +390,22 @@ def test_hostile_nesting_and_self_containing_gizmos_are_refused_by_name(tmp_path
     g = ng.Graph.load(tmp_path / "loop.nk")
     inner = g.node("L1").subgraph.node("Inner")
     assert isinstance(inner, UnknownNode) and "contains itself" in inner.problem()
+
+
+@pytest.mark.parametrize("cls, why", [("ScanlineRender", "3D nodes"), ("DeepMerge", "deep images"),
+                                      ("ParticleEmitter", "particle"), ("BlinkScript", "Blink"),
+                                      ("OFXuk.co.thefoundry.keylight.keylight_v201", "OFX"),
+                                      ("RotoPaint", "roto"), ("SomeStudioTool", None)])
+def test_placeholders_of_whole_families_say_why(cls: str, why: str | None) -> None:
+    g = graph(f"""
+        Constant {{ inputs 0 format "4 4 0 0 4 4 1" name C }}
+        {cls} {{ name P }}
+    """)
+    issue = next(i for i in g.validate() if i.node == "P")
+    assert cls in issue.message
+    if why:
+        assert why in issue.message
+        with pytest.raises(ng.GraphError, match=why):
+            g.evaluate("P", 1)
+    else:
+        assert issue.message.endswith("(kept with its knobs and inputs)")
