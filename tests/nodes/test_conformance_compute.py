@@ -72,10 +72,15 @@ HASH_NEUTRAL_KNOBS = {
     # FrameRange sets the clip's range (frame_range) and passes every frame through untouched
     ("FrameRange", "first_frame"): "a pass-through: the range is not part of any frame's pixels",
     ("FrameRange", "last_frame"): "a pass-through: the range is not part of any frame's pixels",
+    # CurveTool's image is its input: its knobs hold analysis results other nodes read
+    **{("CurveTool", k): "a pass-through: analysis results, read by other nodes' expressions"
+       for k in ("operation", "ROI", "avgframes", "intensitydata", "autocropdata", "maxlumapixdata",
+                 "maxlumapixvalue", "minlumapixdata", "minlumapixvalue")},
 }
 
 # Types whose defaults or identity values are pass-throughs: the pass-through test must find one.
-KNOWN_PASSTHROUGH = {"Blur", "Colorspace", "Dot", "FrameRange", "Group", "NoOp", "Output", "Switch"}
+KNOWN_PASSTHROUGH = {"Blur", "Colorspace", "CurveTool", "Dot", "FrameRange", "Group", "NoOp", "Output", "PostageStamp",
+                     "Switch"}
 
 # Types that legitimately give non-finite pixels from finite inputs with default knobs: none.
 NON_FINITE_OK: dict[str, str] = {}
