@@ -28,7 +28,7 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, MixKnob, select_channels
+from ._common import ChannelsKnob, MixKnob, mask_weight, select_channels
 
 
 def _non_negative(v):
@@ -93,7 +93,8 @@ class Blur(Node):
     pixels (one value or x, y), as Nuke's Blur; the data window grows by the filter radius."""
 
     category = "Filter"
-    inputs = (Input("input", doc="Image to blur."),)
+    inputs = (Input("input", doc="Image to blur."),
+              Input("mask", required=False, doc="Optional mask limiting where the blur applies."))
 
     class Knobs(Knobs):
         channels: ChannelsKnob = "rgba"
@@ -108,6 +109,10 @@ class Blur(Node):
         """Clip the grown data window to the format."""
         mix: MixKnob = 1.0
         """Dissolve between the input (0) and the blur (1)."""
+        maskChannelInput: str = "rgba.alpha"
+        """Channel of the optional mask input that limits the blur (absent: black, no blur)."""
+        invert_mask: bool = False
+        """Use one minus the mask channel."""
 
     def _sizes(self) -> tuple[float, float]:
         s = self.knobs.size
@@ -139,8 +144,9 @@ class Blur(Node):
         base = img.crop_to(out_box)
         pixels = base.pixels.clone()
         sel = blurred.to(pixels.dtype)
-        if k.mix != 1.0:
-            sel = pixels[idx] + (sel - pixels[idx]) * k.mix
+        weight = mask_weight(ctx, k, out_box, device=pixels.device, dtype=pixels.dtype)  # mix times the mask
+        if not isinstance(weight, float) or weight != 1.0:
+            sel = pixels[idx] + (sel - pixels[idx]) * weight
         pixels[idx] = sel
         return base.replace(pixels=pixels)
 

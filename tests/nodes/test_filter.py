@@ -138,3 +138,19 @@ def test_zero_size_passes_through_and_shares_the_hash():
     blur.set(size=2.0)
     assert g.evaluator.hash(blur) != g.evaluator.hash(src)
     assert tuple(g.evaluate(blur).bbox) == (0, 0, 8, 8)
+
+
+def test_blur_mask_input_blends_the_blur_by_the_mask_and_mix() -> None:
+    """Nuke's Blur has a mask input (`Blur { inputs 1+1 }`): input + (blur - input) * mix * mask."""
+    g = ng.Graph()
+    board = g.add("CheckerBoard2", "Board", format="16 12 1", boxsize=2.0)
+    matte = g.add("Ramp", "Matte", format="16 12 1", p0=(0.0, 0.0), p1=(16.0, 0.0), output="rgba")
+    plain = g.add("Blur", "Plain", input=board, size=3.0)
+    masked = g.add("Blur", "Masked", input=board, mask=matte, size=3.0, mix=0.8, invert_mask=True)
+    a = g.evaluate(plain, 1)
+    src = g.evaluate(board, 1).crop_to(a.bbox).pixels
+    m = g.evaluate(matte, 1).crop_to(a.bbox).channel("rgba.alpha")
+    want = src + (a.pixels - src) * 0.8 * (1 - m)
+    got = g.evaluate(masked, 1)
+    assert got.bbox == a.bbox
+    assert torch.allclose(got.pixels, want, atol=1e-6)
