@@ -216,7 +216,8 @@ def literal_choices(annotation: Any) -> tuple[str, ...] | None:
 
 # --- writing ------------------------------------------------------------------------------------
 def _fmt(value: float) -> str:
-    """A number as Nuke writes it: integers without a point, others with up to 9 significant digits."""
+    """A number as a script writes it: whole numbers without a point, others as the shortest text
+    that reads back to the same float (so a written script reads back equal)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -227,8 +228,7 @@ def _fmt(value: float) -> str:
         return "inf" if value > 0 else "-inf"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
-    text = repr(float(value))
-    return text
+    return repr(float(value))
 
 
 def item_text(item: Any) -> str:
