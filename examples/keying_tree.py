@@ -20,7 +20,8 @@ model a ``Keyer`` (greenscreen key, intersected with the hint) stands in for it.
     nodegraph render OUT_DIR/keying_tree.json --workers 2 --allow-torchscript  # re-render the saved graph
 
 ``examples/keying_tree.json`` is this graph saved with the relative paths shot/plate.####.exr,
-shot/hint.####.exr and render/...: render it from a folder holding a ``shot`` directory.
+shot/hint.####.exr and render/...: relative paths resolve against the graph file's folder (as a
+Nuke script's do), so put it beside a ``shot`` directory to render it.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ def main() -> None:
 
         allow_torchscript()
     out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
     plate, hint = (args.plate, args.hint) if args.plate and args.hint else make_shot(out / "shot")
+    # the graph is saved in OUT_DIR, against which relative paths resolve: keep the plates' own places
+    plate, hint = (str(Path(p).absolute()) for p in (plate, hint))
     knobs = {}
     for item in args.knob:
         name, _, value = item.partition("=")
