@@ -142,20 +142,20 @@ def input_names(input_specs: tuple[str, ...], main: int, masks: int, nuke_class:
     return out
 
 
-def nuke_inputs(input_specs: tuple[str, ...], connected: set[str],
-                nuke_class: str = "") -> tuple[list[str | None], int, int]:
+def nuke_inputs(input_specs: tuple[str, ...], connected: set[str], nuke_class: str = "",
+                saved_main: int = 0) -> tuple[list[str | None], int, int]:
     """The inverse of :func:`input_names` for writing: Nuke's input slots (our input name or None
-    for an empty slot), and N and M of ``inputs N+M``."""
+    for an empty slot), and N and M of ``inputs N+M``. The main slots run to the last connected one,
+    at least to ``saved_main`` (the count the script had) and, before a connected mask, to one."""
     if nuke_class in MASK_IS_MAIN:
         last = max((i for i, n in enumerate(input_specs) if n in connected), default=-1)
-        return [n if n in connected else None for n in input_specs[:last + 1]], last + 1, 0
+        main = min(len(input_specs), max(last + 1, saved_main))
+        return [n if n in connected else None for n in input_specs[:main]], main, 0
     names = [n for n in input_specs if n != "mask"]
-    last = max((i for i, n in enumerate(names) if n in connected), default=-1)
-    slots: list[str | None] = [n if n in connected else None for n in names[:last + 1]]
     masks = 1 if "mask" in input_specs and "mask" in connected else 0
-    if masks:
-        slots.append("mask")
-    return slots, last + 1, masks
+    last = max((i for i, n in enumerate(names) if n in connected), default=-1)
+    main = min(len(names), max(last + 1, saved_main, masks))
+    return [n if n in connected else None for n in names[:main]] + ["mask"] * masks, main, masks
 
 
 __all__ = ["CHANNEL_KNOBS", "CHANNEL_SET_KNOBS", "MASK_IS_MAIN", "MATRIX_KNOBS", "NUKE_DEFAULTS", "RENAMED", "ROOT_FORMAT_CLASSES", "UI_CLASSES",

@@ -240,8 +240,6 @@ def item_text(item: Any) -> str:
         if item.keys is not None:
             return "{" + text + " " + item.keys.to_nuke()[len("{curve"):-1].strip() + "}"
         return "{" + text + "}"
-    if isinstance(item, dict):  # an animated item's JSON form
-        return item_text(animation._item_from(item, "value"))
     if isinstance(item, bool):
         return "true" if item else "false"
     return _fmt(float(item)) if isinstance(item, float) else _fmt(item)

@@ -16,6 +16,7 @@ when they differ from Nuke's default.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -152,27 +153,18 @@ class _Writer:
             main, masks = (nuke.get("inputs") or [n, 0])[:2]
             total = max(n, main + masks)
             return [str(i) for i in range(total)], total - masks, masks
-        if isinstance(node, Group) and not nuke.get("gizmo_children"):
+        saved_line = nuke.get("inputs")
+        saved = saved_line[0] if saved_line else 0  # the count the script had
+        if isinstance(node, Group):
             inputs = sorted((n for n in node.subgraph if isinstance(n, GroupInput)), key=lambda n: (n.knobs.number, n.name))
             by_number = {n.knobs.number: n.name for n in inputs}
             width = max(by_number) + 1 if by_number else 0
-            saved = nuke.get("inputs")
-            if saved:  # the count the script had, unless a connected input lies beyond it
+            if saved_line:  # the script's count, unless a connected input lies beyond it
                 last = max((i for i in range(width) if by_number.get(i) in connected), default=-1)
-                width = max(saved[0], last + 1)
+                width = max(saved, last + 1)
             return [by_number.get(i) for i in range(width)], width, 0
         specs = tuple(i.name for i in node.inputs)
-        slots, main, masks = C.nuke_inputs(specs, connected, _nuke(node).get("class") or node.type_name)
-        if masks:  # the main slots up to the last connected one (at least one) come before the mask
-            mains = [n for n in specs if n != "mask"]
-            saved = _nuke(node).get("inputs")
-            main = min(len(mains), max(main, 1, saved[0] if saved else 0))
-            slots = [n if n in connected else None for n in mains[:main]] + ["mask"]
-        saved = nuke.get("inputs")
-        if saved and not masks and saved[0] > main:  # keep empty trailing slots the script had
-            mains = [n for n in specs if n != "mask"][:saved[0]]
-            slots, main = [n if n in connected else None for n in mains], len(mains)
-        return slots, main, masks
+        return C.nuke_inputs(specs, connected, nuke.get("class") or node.type_name, saved)
 
     # --- one node -------------------------------------------------------------------------------------
     def node(self, node: Node, depth: int, inputs: str | None, clone_targets: set[Any]) -> None:
@@ -302,8 +294,6 @@ class _Writer:
         if knob == "format":
             return V.format_text(str(value))
         if isinstance(value, (dict, list)):
-            import json
-
             return quote(json.dumps(value))
         return quote(str(value))
 
@@ -313,10 +303,7 @@ _MISSING = object()
 
 def animation_value(anim: Any) -> Any:
     """The value an Animated holds (a Curve/Expression, or a list of components)."""
-    value = anim.to_json()
-    if isinstance(value, list):
-        return [animation._item_from(v, "value") if isinstance(v, dict) else v for v in value]
-    return animation._item_from(value, "value")
+    return anim.whole if anim.items is None else list(anim.items)
 
 
 def _nuke(node: Node) -> dict[str, Any]:

@@ -32,7 +32,8 @@ def parse_or_syntax_error(text: str) -> NkScript | None:
         script = None
     else:
         nodes = list(script.walk())  # the tree is walkable and finite
-        assert len(nodes) <= text.count("{") + text.count("\n") + 1
+        # a node statement needs a line of its own (CR, LF or CRLF ends one) or a braced body
+        assert len(nodes) <= text.count("{") + text.count("\n") + text.count("\r") + 1
         for node in nodes:
             repr(node)
             assert len(node.inputs) == node.input_count + node.mask_inputs
