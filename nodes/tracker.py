@@ -365,6 +365,8 @@ class Tracker4(Node):
     def compute(self, ctx: Context) -> Image:
         img = ctx.input("input")
         k = self.knobs
+        if self.passthrough(ctx) is not None:  # transform none: the input, unfiltered
+            return img
         f = flip_y(img.format.height)
         outs = []
         for fr in self._shutter_frames(ctx.frame):
