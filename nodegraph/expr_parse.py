@@ -31,6 +31,14 @@ PATH_WORDS = frozenset({"parent", "root", "this"})
 COMPONENT_NAMES = frozenset({"r", "g", "b", "a", "x", "y", "z", "w", "h", "t", "u", "v"})
 #: The TCL commands inside ``[...]`` that are understood.
 TCL_COMMANDS = ("value", "frame")
+#: Names read as a format's size (width, height) where no knob of that name answers.
+FORMAT_SIZES = frozenset({"width", "height"})
+#: The Nuke release nodegraph answers for (``$nuke_version`` in expressions, as scripts test it:
+#: 15.1v5 reads 15.105). Scripts guard features with ``$nuke_version > 13.2``; nodegraph reads
+#: Nuke 15.1 scripts (Shuffle2, Cattery gizmos), so it reports that release.
+NUKE_VERSION = (15, 1, 5)
+#: TCL variables an expression may name, with their values.
+TCL_VARIABLES = {"nuke_version": f"{NUKE_VERSION[0]}.{NUKE_VERSION[1]}{NUKE_VERSION[2]:02d}"}
 #: Deepest nesting of parentheses, unary operators and calls the parser accepts.
 MAX_NESTING = 100
 #: Deepest syntax tree (a flat sum of n terms is n deep) that compiles and evaluates.
@@ -262,7 +270,12 @@ def tokenize(text: str) -> list[Token]:
             j = i + 1
             while j < n and text[j] in _NAME_CHARS:
                 j += 1
-            raise ExpressionError(f"TCL variables are not supported ({text[i:j]})", text, start + 1)
+            value = TCL_VARIABLES.get(text[i + 1:j])
+            if value is None:
+                raise ExpressionError(f"TCL variables are not supported ({text[i:j]}; only "
+                                      f"{', '.join('$' + v for v in TCL_VARIABLES)})", text, start + 1)
+            tokens.append(Token("num", value, start))
+            i = j
         elif c == "^":
             raise ExpressionError("'^' is not an operator of Nuke's expressions; write pow(a, b) or a ** b",
                                   text, start + 1)

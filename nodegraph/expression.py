@@ -25,8 +25,12 @@ The language (grammar and precedence in :mod:`nodegraph.expr_parse`, functions i
   ``Node.matrix.3``, ``parent.size``, ``root.first_frame``, ``Group1.Blur2.size``,
   ``parent.Transform1.rotate``; at another frame ``Transform1.translate.x(frame - 1)`` or
   ``knob(frame - 1)``; ``curve`` / ``curve(f)``: the expression's own animation keys;
+- ``width`` and ``height``: the size of the format arriving at the node's first input (the root
+  format when nothing is connected); ``Node.width``: of the image ``Node`` puts out;
+  ``root.width``: of the root format; a knob of that name, where one answers, comes first;
 - TCL brackets ``[value Grade1.white]`` and ``[frame]``; any other TCL command is an error that
-  names it.
+  names it; the TCL variable ``$nuke_version`` (:data:`~nodegraph.expr_parse.NUKE_VERSION`), any
+  other ``$variable`` is an error.
 
 Errors are :class:`ExpressionError` (a ``KnobError``) naming the text and column.
 """
@@ -39,7 +43,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from nodegraph.expr_functions import ARITY, SCALAR, TENSOR, fmod, pow_
-from nodegraph.expr_parse import (MAX_DEPTH, Binary, Call, ExpressionError, Frame, Name, Num, Parser, Ref,
+from nodegraph.expr_parse import (FORMAT_SIZES, MAX_DEPTH, Binary, Call, ExpressionError, Frame, Name, Num, Parser, Ref,
                                   Reference, Sample, Ternary, Unary, Var, children, walk)
 
 __all__ = ["Expression", "ExpressionError", "Reference", "FUNCTIONS", "COMPONENT_INDEX"]
@@ -81,6 +85,8 @@ class _Program:
         self.uses_time = False
         for node in walk(self.tree):
             if isinstance(node, (Ref, Name)):
+                if node.ref.knob in FORMAT_SIZES:
+                    continue  # a format's size where no knob answers: not a knob to check
                 if node.ref not in refs:
                     refs.append(node.ref)
             elif isinstance(node, Sample):
@@ -164,7 +170,11 @@ class Expression:
         return (Expression, (self.text, tuple(sorted(self.variables)), self.keys))
 
     def references(self) -> tuple[Reference, ...]:
-        """The knobs this expression reads, in order of first appearance, without repeats."""
+        """The knobs this expression reads, in order of first appearance, without repeats.
+
+        ``width`` and ``height`` (bare, ``Node.width``, ``root.height``) are left out: where no
+        knob of that name answers they are a format's size, which the engine resolves by looking
+        at the image (so a graph check never reports them as missing knobs)."""
         return self._program.references
 
     def samples(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import hashlib
 import importlib
 import json
 import re
+import threading
 import types
 import typing
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from . import animation
 from .errors import GraphError, KnobError, NodeGraphError, safe_repr
+from .expr_parse import FORMAT_SIZES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluator import Context
@@ -35,6 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Resolved animated knob values kept per graph (until any change to the graph) before starting over.
 _VALUE_MEMO_LIMIT = 200_000
+#: The root format when a graph names none (Nuke's default, as the script reader assumes).
+ROOT_FORMAT = "HD_1080"
+#: Size queries under way on this thread, to name a node whose image needs its own size.
+_SIZE_QUERIES = threading.local()
 
 
 class Knobs(BaseModel):
@@ -330,6 +336,8 @@ class Node:
         where = ".".join(path + (ref.knob,))
         if path == ("root",):
             root = self.graph.top.root if self.graph is not None else {}
+            if ref.knob in FORMAT_SIZES and ref.knob not in root:
+                return self._root_size(ref.knob)
             if ref.knob not in root:
                 raise KnobError(f"reference {where!r}: the root has no knob {ref.knob!r} "
                                 f"(it has {', '.join(sorted(root)) or 'none'})")
@@ -340,6 +348,9 @@ class Node:
                 raise KnobError(f"reference {where!r}: " + ("'parent' is only defined inside a group"
                                                             if path[0] == "parent" else
                                                             f"no node named {'.'.join(path)!r}"))
+            if ref.knob in FORMAT_SIZES and not target.has_knob(ref.knob):
+                return (self._input_size(ref.knob, frame) if path in ((), ("this",))
+                        else target._output_size(ref.knob, frame))
             if not target.has_knob(ref.knob):
                 raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
             value = target.value(ref.knob, frame)
@@ -350,6 +361,40 @@ class Node:
                 if value in choices:
                     value = choices.index(value)
         return animation.component_of(value, ref.component, index_hint, where)
+
+    # --- width and height in expressions ---------------------------------------------------
+    def _input_size(self, which: str, frame: float) -> float:
+        """Nuke's bare ``width`` / ``height``: the size of the format arriving at the node's first
+        input (Nuke's input 0), or of the root format when nothing is connected there."""
+        src = None
+        if self.graph is not None and self.inputs:
+            src = self.graph.sources_of(self).get(self.inputs[0].name)
+        return self._root_size(which) if src is None else src._output_size(which, frame)
+
+    def _output_size(self, which: str, frame: float) -> float:
+        """``NODE.width`` / ``NODE.height``: the size of the format of the image the node puts out
+        at ``frame``, found by evaluating it (on the CPU; the image is then in the cache)."""
+        if self.graph is None:
+            raise KnobError(f"{which} of {self.name!r}: the node is not in a graph", node=self.name)
+        key = (id(self.graph.top), self.path, int(frame))
+        busy = _SIZE_QUERIES.__dict__.setdefault("busy", set())
+        if key in busy:
+            raise KnobError(f"{which} of {self.path!r} at frame {int(frame)} depends on itself: the node's "
+                            "image needs the very knob that reads its size")
+        busy.add(key)
+        try:
+            img = self.graph.top.evaluator.evaluate(self, int(frame))
+        finally:
+            busy.discard(key)
+        box = img.format.display
+        return float(box.width if which == "width" else box.height)
+
+    def _root_size(self, which: str) -> float:
+        from .formats import parse_format
+
+        root = self.graph.top.root if self.graph is not None else {}
+        fmt = parse_format(str(root.get("format", ROOT_FORMAT)), knob="root.format").display
+        return float(fmt.width if which == "width" else fmt.height)
 
     def has_knob(self, knob: str) -> bool:
         return knob in type(self.knobs).model_fields

@@ -336,10 +336,16 @@ class VectorBlur(Node):
         zero = torch.zeros((box.height, box.width), device=img.device, dtype=work)
         u = ((base.channel(uv[0]).to(work) if uv else zero) + k.constant[0]) * sx
         v = ((base.channel(uv[1]).to(work) if len(uv) > 1 else zero) + k.constant[1]) * sy
-        longest = float(torch.sqrt(u * u + v * v).max()) * max(abs(k.offset), abs(k.offset + 1)) if u.numel() else 0.0
-        samples = min(max(math.ceil(longest) + 1, 2), 256)
-        planes = _planes(img, names, box, work)
-        return _apply_planes(ctx, k, img, names, box, vector_blur(planes, u, v, k.offset, samples, k.method))
+        return _apply_planes(ctx, k, img, names, box, blur_along(img, names, box, u, v, k.offset, k.method))
+
+
+def blur_along(img: Image, names: list[str], box: Box, u: T, v: T, offset: float, method: str) -> T:
+    """The channels ``names`` of ``img`` over ``box`` blurred along the vectors ``u, v`` (pixels,
+    v up, over ``box``) by :func:`vector_blur`, with one sample per pixel of the longest streak
+    (at least 2, at most 256)."""
+    longest = float(torch.sqrt(u * u + v * v).max()) * max(abs(offset), abs(offset + 1)) if u.numel() else 0.0
+    samples = min(max(math.ceil(longest) + 1, 2), 256)
+    return vector_blur(_planes(img, names, box, u.dtype), u, v, offset, samples, method)
 
 
 # --- Position ----------------------------------------------------------------------------------------
@@ -462,5 +468,5 @@ class EdgeDetectWrapper(EdgeDetect):
         return grown.replace(pixels=pixels)
 
 
-__all__ = ["Defocus", "EdgeDetectWrapper", "Erode", "FilterErode", "Position", "VectorBlur", "bilinear", "convolve_disc", "disc_kernel",
+__all__ = ["Defocus", "EdgeDetectWrapper", "Erode", "FilterErode", "Position", "VectorBlur", "bilinear", "blur_along", "convolve_disc", "disc_kernel",
            "morph", "pre_blur", "shift", "structuring_element", "vector_blur"]
