@@ -34,7 +34,7 @@ glyphs are rendered at the transform's magnification and resampled through Trans
 :func:`.transform.apply_affine` (a copy, with no filtering, when the transform is a whole-pixel
 shift of the canvas). Coverage is FreeType's 8-bit antialiasing. ``cliptype``: clip to box zeroes
 the text outside the box (pixel centres), clip to format and no clip both draw within the format
-(the draw nodes' output window). The draw nodes' rule for channels applies: rgba channels take
+(the draw nodes' output window); ``invert`` draws one minus the coverage over the whole format. The draw nodes' rule for channels applies: rgba channels take
 the colour's components, others its red.
 """
 
@@ -337,7 +337,7 @@ class _Text(Shape, abstract=True):
             max(k.box[1], k.box[3])
         if bx1 <= bx0 or by1 <= by0:
             bx0, by0, bx1, by1 = 0.0, 0.0, float(fmt.width), float(fmt.height)
-        if size <= 0 or (not message.strip() and not k.invert):
+        if size <= 0 or not message.strip():
             return zero
         a = self.stretch()
         m_nuke = self.nuke_matrix()
@@ -355,11 +355,6 @@ class _Text(Shape, abstract=True):
         # the canvas region (canvas pixels relative to the box's top-left corner)
         rects = [(rx + l, ry + t, rx + r, ry + b) for rx, ry, s in runs
                  for l, t, r, b in [font.getbbox(s, anchor="ls")]]
-        clip_box = (0.0, 0.0, bw, bh)
-        clip = clip_box if k.cliptype == "clip to box" else (
-            -bx0 * ks / a, -(fmt.height - by1) * ks, (fmt.width - bx0) * ks / a, by1 * ks)
-        if k.invert:
-            rects.append(clip)
         if not rects:
             return zero
         left, top = min(r[0] for r in rects), min(r[1] for r in rects)
@@ -379,13 +374,10 @@ class _Text(Shape, abstract=True):
             m = m.copy()
             m[0, 2], m[1, 2] = math.floor(m[0, 2]), math.floor(m[1, 2])
         cov = self._draw(font, runs, cw, ch, ox + dx, oy + dy)
-        if k.cliptype == "clip to box" or k.invert:
-            cx0, cy0, cx1, cy1 = clip
+        if k.cliptype == "clip to box":
             cols = np.arange(cw) + 0.5 - ox - dx
             rows = np.arange(ch) + 0.5 - oy - dy
-            inside = ((rows >= cy0) & (rows <= cy1))[:, None] & ((cols >= cx0) & (cols <= cx1))[None, :]
-            if k.invert:
-                cov = 1.0 - cov
+            inside = ((rows >= 0) & (rows <= bh))[:, None] & ((cols >= 0) & (cols <= bw))[None, :]
             cov = np.where(inside, cov, 0.0).astype(np.float32)
         src = Image(torch.from_numpy(cov)[None], ("rgba.alpha",), Box(0, 0, cw, ch), fmt)
         h, w = x.shape
