@@ -280,6 +280,8 @@ def _shape(node: Tree, what: str) -> Shape:
     parts = _parts(node[4:])
     attrs = _attributes(parts, what)
     used = {"r", "g", "b", "a", "opc", "inv", "fx", "fy", "ff", "ft"}
+    if "tt" in attrs and _pairs(attrs["tt"], what) == 4:  # the Bezier tool: what dump writes by default
+        used.add("tt")
     fields = _common(name, attrs, what, used)
 
     def val(key: str, default: float) -> Any:
