@@ -211,7 +211,10 @@ class Roto(Node):
         return problems
 
     def hash_extra(self, ctx: Context) -> bytes:
-        scene = self.scene()
+        try:
+            scene = self.scene()
+        except NodeGraphError:
+            return b""  # unreadable text: the render (and check) report it
         if not keys_of(scene) and all(i.lifetime_type == "all frames" for i in _walk(scene)):
             return b""
         return hashlib.blake2b(struct.pack("<d", float(ctx.frame)), digest_size=8).digest()
@@ -268,7 +271,10 @@ class Roto(Node):
 
     def _output(self, bg: Image | None) -> tuple[str, ...]:
         if bg is not None and _channel_problem(self.knobs.output):
-            return chans.expand(self.knobs.output, bg.channels)
+            try:
+                return chans.expand(self.knobs.output, bg.channels)
+            except NodeGraphError:
+                pass  # _names raises the KnobError naming the knob
         return _names(self.knobs.output, self.path, "output")
 
     def _box(self, bg: Image | None, fmt, shapes) -> Box:
