@@ -51,7 +51,7 @@ def test_ink_stays_inside_its_justified_box() -> None:
             assert 20 - 1 <= box[0] and box[2] <= 220 + 1 and 10 - 1 <= box[1] and box[3] <= 110 + 1, (xj, yj, box)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(size=st.floats(12, 48), width=st.integers(120, 230), height=st.integers(60, 118),
        message=st.sampled_from(["Hxq", "Wg", "a b c"]))
 def test_justification_moves_the_ink_by_the_font_metrics(size, width, height, message) -> None:
