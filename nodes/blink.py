@@ -204,7 +204,7 @@ class BlinkScript(Node):
             kernel = parse_kernel(self.knobs.kernelSource)
             param_specs(kernel)
         except BlinkUnsupported as err:
-            raise err.with_context(node=self.path)
+            raise err.with_context(node=self.path, knob="kernelSource")
         return kernel
 
     def check(self) -> list[str]:
@@ -244,7 +244,7 @@ class BlinkScript(Node):
             try:
                 rgba = run_kernel(kernel, params=params, inputs=planes, out=out, device=ctx.device, fdt=fdt)
             except NodeGraphError as err:
-                raise err.with_context(node=self.path, frame=ctx.frame)
+                raise err.with_context(node=self.path, knob="kernelSource", frame=ctx.frame)
             rgba = rgba.to(ctx.dtype)
         return _compose(rgba, first, fmt, box, ctx)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .blink_parse import Ast, BlinkUnsupported, Function, ImageDecl, Kernel, TypeRef, unsupported
-from .blink_values import (BUILTINS, CONSTANTS, INT, Arr, TypeProblem, Val, arith, const, convert, truth,
+from .blink_parse import TYPES, Ast, BlinkUnsupported, Function, ImageDecl, Kernel, TypeRef, unsupported
+from .blink_values import (BUILTINS, CONSTANTS, INT, Arr, TypeProblem, Val, arith, const, convert, promote, truth,
                            type_name)
 
 #: Most iterations one loop may run (per call), and deepest nesting of helper-function calls.
@@ -225,8 +225,6 @@ class Runner:
         elif kind == "return":
             if s.a is not None:
                 if self.retval is None:
-                    if self.depth == 0:
-                        raise self.err(s, "process() returns no value")
                     raise self.err(s, "a void function returns a value")
                 v = self.conv(self.expr(s.a, m), self.retval.base, self.retval.n, s)
                 self.retval = self.masked(self.retval, v, m)
@@ -340,7 +338,7 @@ class Runner:
             a = self.value(self.expr(e.b, m & c), e.b)
             b = self.value(self.expr(e.c, m & ~c), e.c)
             try:
-                a, b = promote_pair(a, b, self.fdt)
+                a, b = promote(a, b, self.fdt, keep_bool=True)
             except TypeProblem as why:
                 raise self.err(e, str(why)) from None
             return Val(torch.where(c[None], a.t, b.t), a.base, a.n)
@@ -661,8 +659,6 @@ class Runner:
             if name in self.planes or (self.out is not None and name == self.out.decl.name):
                 p = self.planes.get(name) or self.out
                 return self.read(p, [self.value(self.expr(a, m), a) for a in e.b], e)
-            from .blink_parse import TYPES
-
             if name in TYPES and TYPES[name][0] != "void":
                 base, n = TYPES[name]
                 return self.construct(base, n, [self.expr(a, m) for a in e.b], e)
@@ -731,12 +727,6 @@ class Runner:
 _MISSING = object()
 
 
-def promote_pair(a: Val, b: Val, fdt: torch.dtype) -> tuple[Val, Val]:
-    from .blink_values import promote
-
-    return promote(a, b, fdt, keep_bool=True)
-
-
 __all__ = ["Bounds", "MAX_ITERATIONS", "Plane", "Runner"]
 
 
@@ -769,8 +759,6 @@ _METHODS = frozenset({"setRange", "setAxis", "width", "height"})
 
 def check_kernel(kernel: Kernel) -> None:
     """Name the first call of something the translator lacks (before any pixel is computed)."""
-    from .blink_parse import TYPES
-
     images = {d.name for d in kernel.images}
     known = set(kernel.functions) | set(BUILTINS) | set(TYPES) | images | _KNOWN_CALLS
     bodies = [fn.body for fn in kernel.functions.values()] + list(kernel.globals)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from nodegraph.errors import NodeGraphError
+from nodegraph.errors import KnobError
 
 #: Scalar and vector types: name -> (base, components).
 TYPES: dict[str, tuple[str, int]] = {"float": ("float", 1), "int": ("int", 1), "bool": ("bool", 1),
@@ -35,8 +35,9 @@ MAX_SOURCE = 1_000_000
 MAX_DEPTH = 200
 
 
-class BlinkUnsupported(NodeGraphError):
-    """A kernel uses something the translator does not handle (or is not valid Blink)."""
+class BlinkUnsupported(KnobError):
+    """A kernel uses something the translator does not handle (or is not valid Blink): a bad value
+    of the node's ``kernelSource``."""
 
 
 @dataclass
@@ -510,10 +511,11 @@ class Parser:
                 init = self.initializer()
             elif self.at("(") and typ.array is None:
                 p = self.expect("(")
-                args = [] if self.at(")") else [self.assignment() for _ in [0]]
-                while self.take(","):
+                args = []
+                while not self.take(")"):
+                    if args:
+                        self.expect(",")
                     args.append(self.assignment())
-                self.expect(")")
                 init = Ast("construct", p.line, p.col, typ, args)
             items.append((typ, name.text, init))
             if not self.take(","):
