@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 _VALUE_MEMO_LIMIT = 200_000
 #: The root format when a graph names none (Nuke's default, as the script reader assumes).
 ROOT_FORMAT = "HD_1080"
+#: ``input``, ``input0``, ``input1``...: Nuke's names for what feeds a node's inputs.
+_INPUT_WORD = re.compile(r"input\d*")
 #: Size queries under way on this thread, to name a node whose image needs its own size.
 _SIZE_QUERIES = threading.local()
 
@@ -344,6 +346,8 @@ class Node:
             value = root[ref.knob]
         else:
             target = self.knob_owner(ref.knob) if path == () else self.reference_node(path)
+            if target is None and ref.knob in FORMAT_SIZES and len(path) == 1 and _INPUT_WORD.fullmatch(path[0]):
+                return self._input_size(ref.knob, frame, int(path[0][5:] or 0))
             if target is None:
                 raise KnobError(f"reference {where!r}: " + ("'parent' is only defined inside a group"
                                                             if path[0] == "parent" else
@@ -363,12 +367,13 @@ class Node:
         return animation.component_of(value, ref.component, index_hint, where)
 
     # --- width and height in expressions ---------------------------------------------------
-    def _input_size(self, which: str, frame: float) -> float:
-        """Nuke's bare ``width`` / ``height``: the size of the format arriving at the node's first
-        input (Nuke's input 0), or of the root format when nothing is connected there."""
+    def _input_size(self, which: str, frame: float, index: int = 0) -> float:
+        """Nuke's bare ``width`` / ``height`` (and ``input.width``, ``input1.height``): the size of
+        the format arriving at the node's input ``index`` (Nuke's numbering; 0 for the bare
+        names), or of the root format when nothing is connected there."""
         src = None
-        if self.graph is not None and self.inputs:
-            src = self.graph.sources_of(self).get(self.inputs[0].name)
+        if self.graph is not None and index < len(self.inputs):
+            src = self.graph.sources_of(self).get(self.inputs[index].name)
         return self._root_size(which) if src is None else src._output_size(which, frame)
 
     def _output_size(self, which: str, frame: float) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -10,7 +9,7 @@ import torch
 from nodegraph import channels as chans
 from nodegraph.errors import ChannelError, KnobError
 from nodegraph.evaluator import Context
-from nodegraph.image import Box, Image
+from nodegraph.image import Image
 from nodegraph.node import Input, Node
 
 from ._common import ChannelsKnob, select_channels
@@ -33,7 +32,8 @@ class VectorBlur2(Node):
     pixel averages the input along its vector from ``offset`` to ``offset`` + 1 times it (-0.5
     centres the streak), bilinear, black outside, uniform or gaussian (centre-weighted) weights by
     ``blur_type``. ``output uvs`` shows the vectors used (written to the ``uv`` channels) instead
-    of the blur. The data window grows by the longest streak.
+    of the blur. Each pixel gathers along its own vector, so the data window stays the input's
+    (black is read beyond it).
 
     From Foundry's docs: channels (default none), uv, mv_presets, output, uv offset. Where they
     are silent (nodegraph's choices): ``blur_type`` defaults to gaussian (a public script writes
@@ -86,25 +86,15 @@ class VectorBlur2(Node):
         work = _work_dtype(img.dtype)
         ou, ov = _pair(k.uv_offset)
 
-        def vectors(box: Box) -> tuple[torch.Tensor, torch.Tensor]:
-            base = img.crop_to(box)
-            zero = torch.zeros((box.height, box.width), device=img.device, dtype=work)
-            u = ((base.channel(uv[0]).to(work) if uv else zero) + ou) * k.scale
-            v = ((base.channel(uv[1]).to(work) if len(uv) > 1 else zero) + ov) * k.scale
-            return u, v
-
+        zero = torch.zeros((img.bbox.height, img.bbox.width), device=img.device, dtype=work)
+        u = ((img.channel(uv[0]).to(work) if uv else zero) + ou) * k.scale
+        v = ((img.channel(uv[1]).to(work) if len(uv) > 1 else zero) + ov) * k.scale
         if k.output == "uvs":
-            u, v = vectors(img.bbox)
             return _apply_planes(ctx, k, img, uv, img.bbox, torch.stack([u, v][:len(uv)]))
         names = [n for n in select_channels(k.channels, img, self.name) if n in img.channels]
         if not names:
             return img
-        u, v = vectors(img.bbox)
-        reach = math.ceil(float(torch.sqrt(u * u + v * v).max()) * max(abs(k.offset), abs(k.offset + 1)))
-        b = img.bbox
-        box = Box(b.x0 - reach, b.y0 - reach, b.x1 + reach, b.y1 + reach)
-        u, v = vectors(box)
-        return _apply_planes(ctx, k, img, names, box, blur_along(img, names, box, u, v, k.offset, k.blur_type))
-
+        return _apply_planes(ctx, k, img, names, img.bbox, blur_along(img, names, img.bbox, u, v, k.offset,
+                                                                       k.blur_type))
 
 __all__ = ["VectorBlur2"]
