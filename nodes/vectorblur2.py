@@ -87,10 +87,12 @@ class VectorBlur2(Node):
         ou, ov = _pair(k.uv_offset)
 
         zero = torch.zeros((img.bbox.height, img.bbox.width), device=img.device, dtype=work)
-        u = ((img.channel(uv[0]).to(work) if uv else zero) + ou) * k.scale
-        v = ((img.channel(uv[1]).to(work) if len(uv) > 1 else zero) + ov) * k.scale
+        have = [img.channel(n).to(work) if n in img.channels else zero for n in uv] + [zero, zero]
+        u, v = (have[0] + ou) * k.scale, (have[1] + ov) * k.scale  # a channel the image lacks reads 0
         if k.output == "uvs":
-            return _apply_planes(ctx, k, img, uv, img.bbox, torch.stack([u, v][:len(uv)]))
+            shown = [n for n in uv if n in img.channels]
+            planes = torch.stack([u, v][:len(uv)])[[uv.index(n) for n in shown]]
+            return _apply_planes(ctx, k, img, shown, img.bbox, planes)
         names = [n for n in select_channels(k.channels, img, self.name) if n in img.channels]
         if not names:
             return img
