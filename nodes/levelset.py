@@ -58,7 +58,8 @@ def _shifted(a: T, dy: int, dx: int) -> T:
     """``a`` read at (row + dy, col + dx); -1 beyond the edges."""
     h, w = a.shape
     out = torch.full_like(a, -1.0)
-    out[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)] = a[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+    src = a[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+    out[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)] = src
     return out
 
 
