@@ -23,7 +23,8 @@ Achieved TFLOP/s = 3 x forward FLOPs (forward + backward) x crops/s, forward FLO
 PyTorch's ``FlopCounterMode`` (convolutions only, 2 x multiply-adds). The GPU's dense bf16
 matrix rate is measured in the same run (an 8192^3 bf16 matmul, timed) for comparison.
 
-Peer: ``reference`` is the textbook scale-recurrent network (Tao et al. 2018) written plainly:
+Peer: ``reference`` is ``RefSRN`` of ``plain_srn.py`` (the plain recipe's network, also the peer of
+``copycat_quality.py``), the textbook scale-recurrent network (Tao et al. 2018) written plainly:
 per scale, bilinear-resized input + upsampled previous prediction, 5x5 conv to 32, 3 ResBlocks
 per level at 32/64/128 in the encoder and again in the decoder, 5x5 stride-2 convs down, 4x4
 transposed convs up, additive skips, a 3x3 ConvLSTM at the bottleneck (its state concatenated
@@ -55,93 +56,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import write_result  # noqa: E402
+from plain_srn import RefSRN  # noqa: E402
 
 from nodegraph.ml import transfer  # noqa: E402
 from nodegraph.ml.network import (NetworkConfig, build_network, count_parameters,  # noqa: E402
                                   flops_per_pixel, multiscale_l1)
-
-
-# ------------------------------------------------------------------------------------------------
-# The plain reference: textbook SRN, written straightforwardly.
-class RefResBlock(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, c, 5, padding=2)
-        self.conv2 = nn.Conv2d(c, c, 5, padding=2)
-
-    def forward(self, x):
-        return x + self.conv2(F.relu(self.conv1(x)))
-
-
-class RefConvLSTM(nn.Module):
-    def __init__(self, c: int, k: int = 3) -> None:
-        super().__init__()
-        self.c = c
-        self.conv = nn.Conv2d(2 * c, 4 * c, k, padding=k // 2)
-
-    def forward(self, x, state):
-        if state is None:
-            state = (torch.zeros_like(x), torch.zeros_like(x))
-        h, c = state
-        i, f, g, o = torch.split(self.conv(torch.cat([x, h], 1)), self.c, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, (h, c)
-
-
-class RefSRN(nn.Module):
-    def __init__(self, cin: int = 3, cout: int = 3, scales: int = 3, lstm: bool = True) -> None:
-        super().__init__()
-        self.scales, self.cout = scales, cout
-
-        def blocks(c):
-            return nn.Sequential(RefResBlock(c), RefResBlock(c), RefResBlock(c))
-
-        self.in_conv = nn.Conv2d(cin + cout, 32, 5, padding=2)
-        self.enc1 = blocks(32)
-        self.down2 = nn.Conv2d(32, 64, 5, stride=2, padding=2)
-        self.enc2 = blocks(64)
-        self.down3 = nn.Conv2d(64, 128, 5, stride=2, padding=2)
-        self.enc3 = blocks(128)
-        self.lstm = RefConvLSTM(128) if lstm else None
-        self.dec3 = blocks(128)
-        self.up2 = nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1)
-        self.dec2 = blocks(64)
-        self.up1 = nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)
-        self.dec1 = blocks(32)
-        self.out_conv = nn.Conv2d(32, cout, 5, padding=2)
-
-    def forward_scales(self, x):
-        h, w = x.shape[-2:]
-        preds, pred, state = [], None, None
-        for s in range(self.scales - 1, -1, -1):
-            f = 2 ** s
-            xs = x if f == 1 else F.interpolate(x, size=(h // f, w // f), mode="bilinear", align_corners=False)
-            if pred is None:
-                prev = xs[:, :self.cout]
-            else:
-                prev = F.interpolate(pred, size=xs.shape[-2:], mode="bilinear", align_corners=False)
-                if state is not None:
-                    size = (xs.shape[-2] // 4, xs.shape[-1] // 4)
-                    state = tuple(F.interpolate(t, size=size, mode="bilinear", align_corners=False)
-                                  for t in state)
-            e1 = self.enc1(F.relu(self.in_conv(torch.cat([xs, prev], 1))))
-            e2 = self.enc2(F.relu(self.down2(e1)))
-            e3 = self.enc3(F.relu(self.down3(e2)))
-            if self.lstm is not None:
-                e3, state = self.lstm(e3, state)
-            d3 = self.dec3(e3)
-            d2 = self.dec2(F.relu(self.up2(d3)) + e2)
-            d1 = self.dec1(F.relu(self.up1(d2)) + e1)
-            pred = self.out_conv(d1)
-            preds.append(pred)
-        return preds
-
-    def pyramid(self, y):
-        h, w = y.shape[-2:]
-        return [y if s == 0 else F.interpolate(y, size=(h // 2 ** s, w // 2 ** s), mode="bilinear",
-                                               align_corners=False)
-                for s in range(self.scales - 1, -1, -1)]
 
 
 # ------------------------------------------------------------------------------------------------
