@@ -77,7 +77,8 @@ UI_CLASSES = frozenset({"Viewer", "BackdropNode", "StickyNote"})
 
 #: Classes whose absent ``format`` is the root format.
 ROOT_FORMAT_CLASSES = frozenset({"Constant", "ColorBars", "CheckerBoard2", "Ramp", "Reformat", "ColorWheel",
-                                 "Noise", "Radial", "Rectangle", "Text2", "Roto", "RotoPaint"})
+                                 "Noise", "Radial", "Rectangle", "Text", "Text2", "Roto", "RotoPaint",
+                                 "BlinkScript"})
 
 
 #: Why whole families of Nuke classes stay placeholders (said by validate() and by a render).
@@ -85,9 +86,6 @@ _FAMILIES: tuple[tuple[tuple[str, ...], frozenset[str], str], ...] = (
     (("Deep",), frozenset(), "deep images are not supported (nodegraph renders flat images)"),
     (("Particle",), frozenset(), "particle systems are not implemented"),
     (("OFX",), frozenset(), "OFX plug-ins (Keylight and others) exist only inside Nuke"),
-    ((), frozenset({"BlinkScript"}), "BlinkScript kernels are not run: nodegraph does not translate Blink "
-                                     "code"),
-    ((), frozenset({"Roto", "RotoPaint"}), "roto shapes and paint strokes are not implemented yet"),
     ((), frozenset({"Axis", "Axis2", "Axis3", "Camera", "Camera2", "Camera3", "Card", "Card2", "Card3D", "Cube",
                     "Cylinder", "Sphere", "Scene", "ScanlineRender", "RayRender", "TransformGeo", "ApplyMaterial",
                     "ReadGeo", "ReadGeo2", "WriteGeo", "Light", "Light2", "Light3", "DirectLight", "Spotlight",

@@ -292,7 +292,7 @@ SYNTAX_ERRORS = [
     ("3x", 1, "malformed number"), ("1 # 2", 3, "unexpected character '#'"), ("", 1, "empty expression"),
     ("[knob Grade1.white]", 1, "unsupported TCL command 'knob'"),
     ("1 + [python nuke.thisNode()]", 5, "unsupported TCL command 'python'"),
-    ("$nuke_version > 13", 1, "TCL variables are not supported ($nuke_version)"),
+    ("$nuke_versions > 13", 1, "TCL variables are not supported ($nuke_versions"),
     ("[value Grade1.white", 1, "unclosed '['"), ("Grade1.white.r(1, 2)", 15, "takes one argument, the frame"),
     ("foo(1, 2)", 1, "unknown function 'foo'"), ("sine(1)", 1, "did you mean sin?"),
     ("sin(1, 2)", 1, "sin() takes 1 argument(s), got 2"), ("clamp()", 1, "clamp() takes 1 to 3 argument(s)"),

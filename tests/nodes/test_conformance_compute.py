@@ -80,7 +80,7 @@ HASH_NEUTRAL_KNOBS = {
 
 # Types whose defaults or identity values are pass-throughs: the pass-through test must find one.
 KNOWN_PASSTHROUGH = {"Blur", "Colorspace", "CurveTool", "Dot", "FrameRange", "Group", "NoOp", "Output", "PostageStamp",
-                     "Switch"}
+                     "Switch", "Tracker4"}
 
 # Types that legitimately give non-finite pixels from finite inputs with default knobs: none.
 NON_FINITE_OK: dict[str, str] = {}
