@@ -189,6 +189,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | m
     return Path(path)
 
 
+def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                error: type[NodeGraphError] | None = None) -> Path:
+    """Copy the file ``src`` to ``dst`` atomically and durably (``dst`` is whole or untouched)."""
+    import shutil
+
+    with atomic_output(dst, error=error) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8",
                       create_directories: bool = False, error: type[NodeGraphError] | None = None) -> Path:
     """Write ``text`` to ``path`` atomically and durably; return ``path``."""

@@ -346,6 +346,14 @@ def train(
             say(progress.console, ("warning:", "yellow"), f" {info['message']}")
         elif kind == "checkpoint":
             say(progress.console, f"checkpoint {info['path']}")
+        elif kind == "heldout":
+            iou = f", IoU {info['iou']:.3f}" if "iou" in info else ""
+            say(progress.console, f"held out at step {info['step']:,}: PSNR {info['psnr']:.2f} dB{iou} (best "
+                                  f"{info['best_psnr']:.2f} dB at step {info['best_step']:,})")
+        elif kind == "early_stop":
+            say(progress.console, (f"early stop at step {info['step']:,}", "yellow"),
+                f": held-out PSNR stopped improving; the model is the best, from step {info['best_step']:,} "
+                f"({info['best_psnr']:.2f} dB)")
         elif kind == "ranks":
             say(console, ", ".join(f"rank {rank}: pid {pid}" for rank, pid in info["pids"].items()))
 

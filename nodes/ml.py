@@ -40,7 +40,10 @@ class CopyCat(Task, Node):
     NAME`` or ``nodegraph.ml.train.train(graph, NAME)``); evaluating the node passes `input`
     through unchanged. The data directory receives ``NAME.<step>.cat`` checkpoints, ``NAME.cat``
     (the model the Inference node loads), ``NAME.ost`` (to resume), ``NAME.summary`` and
-    ``NAME.loss.png``, TensorBoard logs, contact sheets and previews. A loss that becomes NaN or
+    ``NAME.loss.png``, TensorBoard logs, contact sheets and previews; with held-out frames
+    (``validationFrames``, or a preview frame that has ground truth) also held-out PSNR/IoU over
+    time, ``NAME.best.cat`` and, with ``earlyStop``, an early stop when they stop improving
+    (:mod:`nodegraph.ml.heldout`). A loss that becomes NaN or
     infinite stops training (``TrainingDiverged``) with the last good checkpoint and resume file
     kept; resume from them at a lower learning rate (``--resume --learning-rate LR``).
     """
@@ -90,6 +93,18 @@ class CopyCat(Task, Node):
         """Random seed for the initial weights and the crop sampling."""
         previewFrame: Frame | None = None
         """Frame of the `preview` input to show; empty: the first frame of its range."""
+        validationFrames: FramesKnob = ""
+        """Held-out frames of `input`/`groundTruth` (never trained on) scored during training (PSNR, IoU
+        for mattes) in the summary, the loss graph and TensorBoard; empty: the preview frame when
+        `groundTruth` has it."""
+        validationInterval: Annotated[int, Field(ge=0)] = 0
+        """Steps between held-out scores; 0: at every checkpoint."""
+        earlyStop: bool = False
+        """Stop when held-out PSNR has not improved for earlyStopPatience scores; NAME.cat is then the best."""
+        earlyStopPatience: Annotated[int, Field(ge=1)] = 5
+        """Held-out scores in a row without a new best before an early stop."""
+        earlyStopMinDelta: Annotated[float, Field(ge=0)] = 0.05
+        """Improvement in dB of held-out PSNR that counts as a new best."""
 
     def passthrough(self, ctx: Context) -> str | None:
         return "input"

@@ -17,6 +17,11 @@ the exchanged gradient is the whole batch's: the same seeds give the same weight
 Rank 0 alone writes checkpoints, contact sheets, previews, the summary and the ``.ost``; the data
 directory must be one every rank can read (for ``--resume``, every rank reads the ``.ost``).
 
+Sharing GPUs: with ``NODEGRAPH_SHARE_GPUS=1`` a host may run more ranks than it has GPUs; local
+rank ``r`` then uses ``cuda:(r % GPUs)`` and the process group uses gloo, since NCCL refuses two
+ranks on one GPU. It is slower than one process (the ranks take turns on the GPU and exchange
+gradients through the host) and exists to check a multi-process CUDA run on a one-GPU machine.
+
 No hang: every collective has a timeout (``NODEGRAPH_DIST_TIMEOUT`` seconds, default 300), and each
 rank beats a heartbeat into the rendezvous store; when a collective fails, the heartbeats show
 which rank stopped, and the others stop with a :class:`RankFailed` naming it (then ``--resume``
@@ -46,6 +51,8 @@ from .train import GRAD_CLIP, Plan, TrainingError, TrainingInterrupted, Trainer,
 #: Seconds every collective (and the rendezvous) may wait before failing.
 TIMEOUT_ENV = "NODEGRAPH_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
+#: Set to 1 to let ranks share GPUs (more ranks than GPUs on a host; gloo backend).
+SHARE_ENV = "NODEGRAPH_SHARE_GPUS"
 #: Seconds between heartbeats; a rank whose heartbeat stands still for three is taken as stopped.
 HEARTBEAT = 1.0
 COPYCAT_VARS = ("COPYCAT_MAIN_ADDR", "COPYCAT_MAIN_PORT", "COPYCAT_RANK", "COPYCAT_WORLD_SIZE")
@@ -76,6 +83,7 @@ class DistConfig:
     local_addr: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     agent_store: bool = False  # torchrun's agent already serves the rendezvous store
+    share_gpus: bool = False  # more ranks than GPUs on a host: ranks share them (gloo backend)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "DistConfig | None":
@@ -119,7 +127,14 @@ class DistConfig:
         return cls(rank=number(rank_name, 0, world - 1), world_size=world, main_addr=addr,
                    main_port=number(port_name, 1, 65535), local_rank=local_rank,
                    sync_interval=number("COPYCAT_SYNC_INTERVAL", 1, default="1"),
-                   local_addr=env.get("COPYCAT_LOCAL_ADDR") or None, timeout=seconds, agent_store=agent)
+                   local_addr=env.get("COPYCAT_LOCAL_ADDR") or None, timeout=seconds, agent_store=agent,
+                   share_gpus=sharing(env))
+
+
+def sharing(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ranks may share GPUs (:data:`SHARE_ENV` set to 1, true or yes)."""
+    env = os.environ if env is None else env
+    return env.get(SHARE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def _use_interface(address: str | None) -> None:
@@ -179,7 +194,8 @@ class Group:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         try:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=self.rank,
+            backend = "nccl" if device.type == "cuda" and not cfg.share_gpus else "gloo"
+            dist.init_process_group(backend, rank=self.rank,
                                     world_size=self.world, store=dist.PrefixStore("nodegraph-pg", self.store),
                                     timeout=timeout)
         except (RuntimeError, OSError) as err:
@@ -304,6 +320,14 @@ class Group:
         dist.all_reduce(total)
         return total
 
+    def agree_flag(self, flag: bool) -> bool:
+        """The main rank's ``flag`` on every rank (e.g. its early-stop decision)."""
+        import torch.distributed as dist
+
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
+        dist.broadcast(t, src=0)
+        return bool(t.item())
+
     def quiet_reports(self) -> tuple[Any, Any]:
         return _Quiet(), _Quiet()
 
@@ -343,10 +367,10 @@ def rank_device(cfg: DistConfig, device: Any, node: Any) -> torch.device:
     if dev.type != "cuda":
         return dev
     count = torch.cuda.device_count()
-    if cfg.local_rank >= count:
-        raise DistributedError(f"rank {cfg.rank} is local rank {cfg.local_rank} but this host has {count} GPU(s)",
-                               node=node.name)
-    return torch.device("cuda", cfg.local_rank)
+    if cfg.local_rank >= count and not (cfg.share_gpus and count):
+        raise DistributedError(f"rank {cfg.rank} is local rank {cfg.local_rank} but this host has {count} GPU(s) "
+                               f"(set {SHARE_ENV}=1 to let ranks share them)", node=node.name)
+    return torch.device("cuda", cfg.local_rank % count)
 
 
 def run_rank(cfg: DistConfig, graph: Any, node: Any, *, device: Any = None, on_event: Any = None,
@@ -393,7 +417,7 @@ def _spawned(rank: int, world: int, port: int, doc: dict, node: str, device: Any
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     cfg = DistConfig(rank, world, "127.0.0.1", port, local_rank=rank, local_addr="127.0.0.1",
                      sync_interval=int(os.environ.get("COPYCAT_SYNC_INTERVAL", "1") or 1),
-                     timeout=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)))
+                     timeout=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT)), share_gpus=sharing())
     on_event = (lambda kind, info: out.put(("event", kind, info))) if forward and rank == 0 else None
     try:
         result = run_rank(cfg, Graph.from_dict(doc), node, device=device, on_event=on_event, **options)
@@ -414,9 +438,10 @@ def launch(graph: Any, node: Any, gpus: int, *, device: Any = None, on_event: An
     ``device="cpu"``); returns rank 0's result. A rank that dies stops the others (they name it)."""
     node = graph.node(node)
     cpu = device is not None and torch.device(device).type == "cpu"
-    if not cpu and torch.cuda.device_count() < gpus:
+    if not cpu and torch.cuda.device_count() < gpus and not (sharing() and torch.cuda.device_count()):
         raise DistributedError(f"{gpus} GPUs asked for but this host has {torch.cuda.device_count()}; "
-                               "use --device cpu for CPU processes", node=node.path)
+                               f"use --device cpu for CPU processes (or {SHARE_ENV}=1 to let ranks share "
+                               "GPUs, for checks)", node=node.path)
     if node.knobs.batchSizeType == "manual":
         check_batch(int(node.knobs.batchSize), gpus, node.path)
     ctx = mp.get_context("spawn")

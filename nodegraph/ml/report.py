@@ -1,11 +1,16 @@
 """What a training run shows: the summary TSV, the loss graph, TensorBoard, contact sheets, previews.
 
 - ``<name>.summary``: tab-separated, one header line ``step  loss  learning_rate  elapsed_s
-  seconds_per_step``, then one line per logged step (loss averaged over the steps since the last
-  line). ``elapsed_s`` is wall time since the run first started (resumes included).
+  seconds_per_step  heldout_psnr  heldout_iou``, then one line per logged step (loss averaged over
+  the steps since the last line). ``elapsed_s`` is wall time since the run first started (resumes
+  included). The held-out columns (:mod:`nodegraph.ml.heldout`) are empty on lines without a
+  held-out score (and ``heldout_iou`` for outputs that are not mattes); files of earlier versions,
+  without them, are still read.
 - ``<name>.loss.png``: the loss over steps on a log scale, raw and smoothed (exponential moving
-  average of the log), like the Graphs tab of Nuke's CopyCat; matplotlib (Agg) imported only when drawn.
-- ``tensorboard/``: ``loss`` and ``learning_rate`` scalars and the contact sheets.
+  average of the log), like the Graphs tab of Nuke's CopyCat; with held-out scores a second panel
+  shows held-out PSNR (and IoU) over the same steps; matplotlib (Agg) imported only when drawn.
+- ``tensorboard/``: ``loss`` and ``learning_rate`` scalars, ``heldout/psnr``, ``heldout/l1`` and
+  ``heldout/iou``, and the contact sheets.
 - ``contactsheet.<step>.png``: rows of random crops, columns input / ground truth / output,
   converted to sRGB for viewing; ``preview.<step>.png``: the network applied to the preview frame.
 """
@@ -21,7 +26,11 @@ import torch
 
 from nodegraph.atomic import atomic_output
 
-SUMMARY_HEADER = ("step", "loss", "learning_rate", "elapsed_s", "seconds_per_step")
+SUMMARY_HEADER = ("step", "loss", "learning_rate", "elapsed_s", "seconds_per_step", "heldout_psnr", "heldout_iou")
+#: Columns of summaries written before held-out scores existed.
+_OLD_COLUMNS = 5
+#: A summary row: step, loss, learning rate, elapsed s, s per step, held-out PSNR and IoU (NaN: none).
+Row = tuple[int, float, float, float, float, float, float]
 #: Pixels of grey between the cells of a contact sheet (and around it).
 SHEET_GAP = 4
 
@@ -36,7 +45,7 @@ class Summary:
 
     def __init__(self, path: str | os.PathLike[str], rows: list[tuple] | None = None) -> None:
         self.path = Path(path)
-        self.rows: list[tuple[int, float, float, float, float]] = list(rows or [])
+        self.rows: list[Row] = list(rows or [])
         self._written = 0
         self._rewrite()
 
@@ -46,13 +55,17 @@ class Summary:
         rows = [r for r in read_summary(path) if r[0] <= up_to_step] if Path(path).is_file() else []
         return cls(path, rows)
 
-    def add(self, step: int, loss: float, lr: float, elapsed: float, per_step: float) -> None:
-        self.rows.append((int(step), float(loss), float(lr), float(elapsed), float(per_step)))
+    def add(self, step: int, loss: float, lr: float, elapsed: float, per_step: float,
+            heldout: dict[str, float] | None = None) -> None:
+        held = heldout or {}
+        self.rows.append((int(step), float(loss), float(lr), float(elapsed), float(per_step),
+                          float(held.get("psnr", math.nan)), float(held.get("iou", math.nan))))
 
     @staticmethod
     def _line(row: tuple) -> str:
-        s, l, lr, e, p = row
-        return f"{s}\t{l:.8g}\t{lr:.8g}\t{e:.3f}\t{p:.6f}\n"
+        s, l, lr, e, p, hp, hi = row
+        held = "\t".join("" if math.isnan(v) else f"{v:.6g}" for v in (hp, hi))
+        return f"{s}\t{l:.8g}\t{lr:.8g}\t{e:.3f}\t{p:.6f}\t{held}\n"
 
     def _rewrite(self) -> None:
         text = "\t".join(SUMMARY_HEADER) + "\n" + "".join(self._line(r) for r in self.rows)
@@ -69,13 +82,21 @@ class Summary:
             self._written = len(self.rows)
 
 
-def read_summary(path: str | os.PathLike[str]) -> list[tuple[int, float, float, float, float]]:
-    """Rows of a ``.summary`` file as ``(step, loss, learning_rate, elapsed_s, seconds_per_step)``."""
+def read_summary(path: str | os.PathLike[str]) -> list[Row]:
+    """Rows of a ``.summary`` file as ``(step, loss, learning_rate, elapsed_s, seconds_per_step,
+    heldout_psnr, heldout_iou)`` (NaN where a held-out column is empty or absent); a torn or
+    malformed line (a crash while appending) is skipped."""
     rows = []
     for line in Path(path).read_text().splitlines()[1:]:
         parts = line.split("\t")
-        if len(parts) == len(SUMMARY_HEADER):
-            rows.append((int(parts[0]), *(float(p) for p in parts[1:])))
+        if len(parts) not in (_OLD_COLUMNS, len(SUMMARY_HEADER)):
+            continue
+        parts += [""] * (len(SUMMARY_HEADER) - len(parts))
+        try:
+            rows.append((int(parts[0]), *(float(p) for p in parts[1:_OLD_COLUMNS]),
+                         *(float(p) if p else math.nan for p in parts[_OLD_COLUMNS:])))
+        except ValueError:
+            continue
     return rows
 
 
@@ -100,8 +121,9 @@ def plot_loss(summary_path: str | os.PathLike[str], png_path: str | os.PathLike[
     from matplotlib.figure import Figure
 
     rows = read_summary(summary_path)
-    fig = Figure(figsize=(8, 4.5), dpi=100)
-    ax = fig.add_subplot()
+    held = [(r[0], r[5], r[6]) for r in rows if math.isfinite(r[5])]
+    fig = Figure(figsize=(8, 7.5 if held else 4.5), dpi=100)
+    ax = fig.add_subplot(2, 1, 1) if held else fig.add_subplot()
     steps = [r[0] for r in rows if r[1] > 0 and math.isfinite(r[1])]
     loss = [r[1] for r in rows if r[1] > 0 and math.isfinite(r[1])]
     if steps:
@@ -114,6 +136,25 @@ def plot_loss(summary_path: str | os.PathLike[str], png_path: str | os.PathLike[
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
+    if held:
+        hx = fig.add_subplot(2, 1, 2, sharex=ax)
+        hx.plot([h[0] for h in held], [h[1] for h in held], color="#d94801", marker="o", markersize=3,
+                label="held-out PSNR")
+        best = max(held, key=lambda h: h[1])
+        hx.axvline(best[0], color="#d94801", alpha=0.3, linestyle="--", label=f"best {best[1]:.2f} dB")
+        hx.set_ylabel("held-out PSNR (dB)")
+        hx.set_xlabel("step")
+        hx.grid(True, alpha=0.3)
+        lines, labels = hx.get_legend_handles_labels()
+        ious = [h for h in held if math.isfinite(h[2])]
+        if ious:
+            ix = hx.twinx()
+            ix.plot([h[0] for h in ious], [h[2] for h in ious], color="#238b45", marker="s", markersize=3,
+                    label="held-out IoU")
+            ix.set_ylabel("held-out IoU")
+            more = ix.get_legend_handles_labels()
+            lines, labels = lines + more[0], labels + more[1]
+        hx.legend(lines, labels, loc="lower right")
     fig.tight_layout()
     with atomic_output(png_path) as tmp:
         fig.savefig(str(tmp), format="png")
@@ -130,6 +171,10 @@ class Board:
     def scalars(self, step: int, loss: float, lr: float) -> None:
         self.writer.add_scalar("loss", loss, step)
         self.writer.add_scalar("learning_rate", lr, step)
+
+    def heldout(self, step: int, scores: dict[str, float]) -> None:
+        for name, value in scores.items():
+            self.writer.add_scalar(f"heldout/{name}", value, step)
 
     def image(self, tag: str, rgb: torch.Tensor, step: int) -> None:
         self.writer.add_image(tag, rgb.clamp(0, 1), step, dataformats="CHW")
@@ -181,5 +226,5 @@ def write_png(path: str | os.PathLike[str], rgb: torch.Tensor) -> None:
     write_image(str(path), img, datatype="8")
 
 
-__all__ = ["Board", "SHEET_GAP", "SUMMARY_HEADER", "Summary", "contact_sheet", "plot_loss", "read_summary",
+__all__ = ["Board", "Row", "SHEET_GAP", "SUMMARY_HEADER", "Summary", "contact_sheet", "plot_loss", "read_summary",
            "smooth", "to_display", "write_png"]

@@ -7,7 +7,11 @@ atomically: ``<name>.<step>.cat`` every ``checkpointInterval`` steps and ``<name
 end (:mod:`nodegraph.ml.modelfile`), ``<name>.ost`` (resume state, :mod:`nodegraph.ml.state`),
 ``<name>.summary``, ``<name>.loss.png``, ``tensorboard/``, ``contactsheet.<step>.png`` every
 ``imageInterval`` steps and ``preview.<step>.png`` at checkpoints when ``preview`` is connected
-(:mod:`nodegraph.ml.report`).
+(:mod:`nodegraph.ml.report`). With held-out frames (``validationFrames``, or a preview frame that
+has ground truth) it scores them every ``validationInterval`` steps (held-out PSNR, and IoU for
+mattes, in the summary, the loss graph and TensorBoard), writes ``<name>.best.cat`` at each new best
+and, with ``earlyStop``, stops when they stop improving, ``<name>.cat`` then holding the best
+weights (:mod:`nodegraph.ml.heldout`).
 
 Ctrl-C (KeyboardInterrupt) or SIGTERM stops after writing a checkpoint and the resume file, then
 raises :class:`TrainingInterrupted` carrying the result. ``resume=True`` continues from
@@ -44,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
+from nodegraph.atomic import atomic_copy
 from nodegraph.errors import KnobError, NodeGraphError
 from nodegraph.task import TaskKind, is_task
 
@@ -113,6 +118,11 @@ class TrainResult:
     contact_sheets: list[Path] = field(default_factory=list)
     previews: list[Path] = field(default_factory=list)
     interrupted: bool = False
+    #: held-out scores over the run (step, elapsed_s, psnr, l1, iou for mattes); empty without held-out frames
+    heldout: list[dict[str, float]] = field(default_factory=list)
+    best_step: int | None = None  # step of the best held-out PSNR
+    best_path: Path | None = None  # <name>.best.cat
+    stopped_early: bool = False
     resumed_from: int | None = None
     seconds: float = 0.0
     batch_size: int = 0
@@ -352,6 +362,7 @@ class Trainer:
                             f"{', '.join(map(str, ds.frames))}); use at most {ds.size} or batchSizeType auto",
                             node=self.name, knob="batchSize")
         self.preview = self._pull_preview(ds)
+        self.monitor = self._make_monitor(ds)
 
         # the network: fresh, from initial weights, or from the resume file
         if state is not None:
@@ -479,9 +490,32 @@ class Trainer:
                                          "ignored when starting from it")
         return loaded.module, lc
 
+    def _make_monitor(self, ds: DataSet) -> Any:
+        """The held-out frames' :class:`~nodegraph.ml.heldout.Monitor`, or None without any."""
+        from .heldout import Monitor, build_heldout
+
+        k = self.node.knobs
+        held = build_heldout(self.graph, self.node, list(ds.frames), channels_in=k.channelsIn,
+                             channels_out=k.channelsOut, device=self.dev, preview=self.preview,
+                             preview_frame=self.preview_frame, warn=lambda m: self.emit("warning", message=m))
+        if held is None:
+            if k.earlyStop:
+                raise KnobError("earlyStop needs held-out frames: set validationFrames (frames of input and "
+                                "groundTruth not trained on) or connect a preview whose frame has ground truth",
+                                node=self.name, knob="earlyStop")
+            return None
+        interval = int(k.validationInterval) or int(k.checkpointInterval)
+        if self.dist is not None and interval != int(k.checkpointInterval):
+            # the ranks' weights agree at checkpoints (sync points); score there only
+            self.emit("warning", message=f"a data-parallel run scores held-out frames at checkpoints only (every "
+                                         f"{k.checkpointInterval} steps), not every {interval}")
+            interval = int(k.checkpointInterval)
+        return Monitor(held, interval, bool(k.earlyStop), int(k.earlyStopPatience), float(k.earlyStopMinDelta))
+
     def _pull_preview(self, ds: DataSet) -> torch.Tensor | None:
         from .transfer import encode
 
+        self.preview_frame = None
         src = self.graph.inputs_of(self.node).get("preview")
         if src is None:
             return None
@@ -581,6 +615,9 @@ class Trainer:
         last_good: list[Path | None] = [resumed_cat if state is not None and resumed_cat.is_file() else None]
         t_last, step_last = t0, step
         self._losses: list[float] = [r[1] for r in summary.rows]
+        monitor = self.monitor
+        if monitor is not None and state is not None:
+            monitor.restore(state.get("heldout"), plan.start_step)
 
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t0
@@ -639,7 +676,8 @@ class Trainer:
                     result.step = step
                     window += loss.detach()
                     window_n += 1
-                    if step % self.log_every == 0 or step == plan.total_steps:
+                    scored = monitor is not None and (monitor.due(step) or step == plan.total_steps)
+                    if step % self.log_every == 0 or step == plan.total_steps or scored:
                         mean = window / window_n
                         mean = float(mean if self.dist is None else self.dist.batch_mean(mean))
                         window.zero_()
@@ -648,7 +686,8 @@ class Trainer:
                         now = time.perf_counter()
                         per_step = (now - t_last) / max(1, step - step_last)
                         t_last, step_last = now, step
-                        summary.add(step, mean, lr, elapsed(), per_step)
+                        scores = self._score_heldout(step, plan, elapsed(), board) if scored else None
+                        summary.add(step, mean, lr, elapsed(), per_step, scores)
                         board.scalars(step, mean, lr)
                         self._losses.append(mean)
                         rate = (step - plan.start_step) / max(1e-9, now - t0)
@@ -662,6 +701,9 @@ class Trainer:
                         save(final=False)
                         model.train()
                     self.emit("step", step=step, total=plan.total_steps)
+                    if scored and self._stop_early(monitor):
+                        result.stopped_early = True
+                        break
         except KeyboardInterrupt:
             if bool(nonfinite):  # never save a diverged state, even when interrupted
                 check_finite()
@@ -681,7 +723,11 @@ class Trainer:
         check_finite()
         summary.flush()
         if self.writes:
-            self._save_cat(self.path(".cat"), step, plan, elapsed())
+            if result.stopped_early and self.path(".best.cat").is_file():
+                atomic_copy(self.path(".best.cat"), self.path(".cat"))  # the best weights, atomically
+                self.emit("early_stop", step=step, best_step=monitor.best_step, best_psnr=monitor.best)
+            else:
+                self._save_cat(self.path(".cat"), step, plan, elapsed())
             result.model_path = self.path(".cat")
             if self.preview is not None and (not result.previews
                                              or result.previews[-1].name != f"preview.{step}.png"):
@@ -712,6 +758,11 @@ class Trainer:
 
     def _finish(self, result: TrainResult, t0: float) -> None:
         result.seconds = time.perf_counter() - t0
+        if self.monitor is not None:
+            result.heldout = list(self.monitor.history)
+            result.best_step = self.monitor.best_step
+            best = self.path(".best.cat")
+            result.best_path = best if self.writes and best.is_file() else None
         if self._losses:
             result.first_loss = self._losses[0]
             result.final_loss = self._losses[-1]
@@ -740,12 +791,31 @@ class Trainer:
             "schedule": plan.schedule, "elapsed_s": elapsed, "config": self.config.to_dict(),
             "dataset": self.ds.describe(), "model": dict(model.state_dict()), "optimizer": opt.state_dict(),
             "rng": _rng_state(gen, self.dev),
+            "heldout": self.monitor.state() if self.monitor is not None else None,
         })
 
     def _plot(self, summary: Any) -> None:
         from .report import plot_loss
 
         plot_loss(summary.path, self.path(".loss.png"), title=f"{self.name} loss")
+
+    def _score_heldout(self, step: int, plan: Plan, elapsed: float, board: Any) -> dict[str, float] | None:
+        """Score the held-out frames (main rank only), record them, keep a new best as ``.best.cat``."""
+        if not self.writes:
+            return None
+        monitor = self.monitor
+        scores = monitor.heldout.score(self._predict)
+        self.model.train()
+        if monitor.record(step, elapsed, scores):
+            self._save_cat(self.path(".best.cat"), step, plan, elapsed)
+        board.heldout(step, scores)
+        self.emit("heldout", step=step, best_step=monitor.best_step, best_psnr=monitor.best, **scores)
+        return scores
+
+    def _stop_early(self, monitor: Any) -> bool:
+        """Whether to stop now; every rank of a data-parallel run takes the main rank's decision."""
+        stop = monitor.should_stop
+        return stop if self.dist is None else self.dist.agree_flag(stop)
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:

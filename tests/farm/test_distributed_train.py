@@ -158,3 +158,48 @@ def test_killed_rank_stops_the_other_and_resume_finishes_the_run(tmp_path, one_p
     assert_same_weights(weights(result.model_path), one_process[0])
     steps = [r[0] for r in read_summary(result.summary_path)]
     assert steps == list(range(5, STEPS + 1, 5))  # continuous, no line twice
+
+
+def test_ranks_stop_early_together(tmp_path):
+    """Rank 0 scores the held-out frames at checkpoints and decides the early stop for both ranks."""
+    from test_train import CROP, make_shot
+
+    g = ng.Graph()
+    plate = g.add("Read", file=make_shot(tmp_path, frames=range(1, 7)))
+    grade = g.add("Grade", input=plate, multiply=0.5, gamma=0.8)
+    g.add("CopyCat", "CopyCat1", input=plate, groundTruth=grade, dataDirectory=str(tmp_path / "train"),
+          modelSize="small", cropSize=CROP, checkpointInterval=10, imageInterval=0, batchSizeType="manual",
+          batchSize=4, frames="1-4", validationFrames="5,6", validationInterval=5, earlyStop=True,
+          earlyStopPatience=2, earlyStopMinDelta=1000.0)
+    events = []
+    result = train(g, "CopyCat1", steps=200, device="cpu", network=TINY, log_every=5, gpus=2,
+                   on_event=lambda kind, info: events.append((kind, info)))
+    # scored at checkpoints only (every 10 steps, not 5); stale twice after the first: stop at step 30
+    assert result.stopped_early and result.step == 30
+    assert [h["step"] for h in result.heldout] == [10, 20, 30] and result.best_step == 10
+    assert any(kind == "warning" and "checkpoints only" in info["message"] for kind, info in events)
+    assert result.model_path.read_bytes() == result.best_path.read_bytes()
+
+
+def test_sharing_gpus_is_opt_in():
+    env = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "h", "MASTER_PORT": "29500"}
+    assert DistConfig.from_env(env).share_gpus is False
+    assert DistConfig.from_env({**env, "NODEGRAPH_SHARE_GPUS": "1"}).share_gpus is True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_two_ranks_sharing_one_gpu_train_like_one_process(tmp_path, monkeypatch):
+    """Two CUDA ranks on one GPU (gloo between them) learn what one process learns: the same loss
+    curve within bf16's noise, and every line written once."""
+    ref = train(shot_graph(tmp_path / "one", checkpointInterval=1000), "CopyCat1", steps=STEPS, device="cuda",
+                network=TINY, log_every=5, distributed=False)
+    monkeypatch.setenv("NODEGRAPH_SHARE_GPUS", "1")
+    result = train(shot_graph(tmp_path / "two", checkpointInterval=10), "CopyCat1", steps=STEPS, device="cuda",
+                   network=TINY, log_every=5, gpus=2)
+    assert result.step == STEPS and result.device.startswith("cuda")
+    rows, ref_rows = read_summary(result.summary_path), read_summary(ref.summary_path)
+    assert [r[0] for r in rows] == [r[0] for r in ref_rows] == list(range(5, STEPS + 1, 5))
+    assert rows[-1][1] < 0.7 * rows[0][1]  # it learns
+    for r, q in zip(rows, ref_rows):
+        assert r[1] == pytest.approx(q[1], rel=0.1)
