@@ -447,9 +447,14 @@ class Trainer:
             self.opt.load_state_dict(state["optimizer"])
             for group in self.opt.param_groups:
                 for p in group["params"]:
-                    for name, value in self.opt.state.get(p, {}).items():
+                    saved = self.opt.state.get(p, {})
+                    for name, value in list(saved.items()):
                         if isinstance(value, torch.Tensor) and value.dim() and value.shape != p.shape:
                             raise ValueError(f"{name} has shape {tuple(value.shape)}, the weight {tuple(p.shape)}")
+                        if isinstance(value, torch.Tensor) and value.dim() and value.stride() != p.stride():
+                            # the file holds contiguous tensors; fused AdamW wants the weights' layout
+                            # (channels_last on CUDA)
+                            saved[name] = torch.empty_like(p, dtype=value.dtype).copy_(value)
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
             raise StateFileError(f"key 'optimizer' does not fit the network: {str(err)[:300]}", path=ost) from None
         try:

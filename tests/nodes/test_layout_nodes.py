@@ -406,8 +406,9 @@ Dissolve {
 def test_cuda_matches_cpu(type_name, knobs):
     g = ng.Graph()
     node = g.add(type_name, "N", **knobs)
-    for i in range(2):
-        g.connect(g.add("LayoutSource", f"S{i}", seed=i), node, node.inputs[i].name if i < len(node.inputs) else "0")
+    images = [spec.name for spec in node.inputs if spec.name != "mask"][:2]  # one or two image inputs
+    for i, name in enumerate(images):
+        g.connect(g.add("LayoutSource", f"S{i}", seed=i), node, name)
     if "mask" in node.input_names():
         g.connect(g.add("Ramp", "M", format="8x6", p0=(0, 0), p1=(8, 0)), node, "mask")
     cpu = g.evaluate(node, 1, device="cpu")
