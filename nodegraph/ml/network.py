@@ -336,9 +336,8 @@ def build_network(config: NetworkConfig) -> ScaleRecurrentNet:
 # through the Inference node (medium, HD, half, compiled, H100): 73.6 -> 85.7 frames/s; eager
 # 47.9 -> 57.7 (benchmarks/inference_profile.py). Only the weights are rearranged; the model file
 # is unchanged. Training on CUDA uses the tied form (``space_to_depth(net, tied=True)``), which
-# gathers the rearranged weights from the network's own parameters at every call; in the real
-# training loop it was measured no faster than the plain form together with the loop's other
-# changes (benchmarks/results/copycat_throughput.json), not yet on its own.
+# gathers the rearranged weights from the network's own parameters at every call (its backward a
+# gather too: see :class:`_TiedGather`).
 
 def _tap_radius(taps: list[int]) -> int:
     return max(max(taps), -min(taps), 0)
@@ -427,11 +426,53 @@ def _s2d_blocks(blocks: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*converted)
 
 
+def _inverse_index(index: torch.Tensor, n: int) -> torch.Tensor:
+    """For a gather ``out = src[index]`` from ``n`` sources: ``[n, m]`` positions in ``out`` (flat)
+    of each source, padded with ``index.numel()`` (a slot that holds zero)."""
+    flat = index.reshape(-1)
+    keep = flat < n
+    pos = torch.arange(flat.numel())[keep]
+    src = flat[keep]
+    order = torch.argsort(src, stable=True)
+    pos, src = pos[order], src[order]
+    counts = torch.bincount(src, minlength=n)
+    m = int(counts.max()) if counts.numel() else 0
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(src.numel()) - first[src]
+    inverse = torch.full((n, max(1, m)), flat.numel(), dtype=torch.long)
+    inverse[src, slot] = pos
+    return inverse
+
+
+class _TiedGather(torch.autograd.Function):
+    """``cat([src.flatten(), 0])[index]`` whose backward is a gather and a sum (through the inverse
+    index) instead of autograd's scatter-add: PyTorch's deterministic ``index_put_(accumulate=True)``
+    sorts the indices at every call, and measured in the eager training loop on an H200 it took 70% of
+    the step (1.4 ms per call, 48 calls per step)."""
+
+    @staticmethod
+    def forward(src: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        return torch.cat([src.reshape(-1), src.new_zeros(1)])[index]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        src, _, inverse = inputs
+        ctx.save_for_backward(inverse)
+        ctx.shape = src.shape
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (inverse,) = ctx.saved_tensors
+        flat = torch.cat([grad.reshape(-1), grad.new_zeros(1)])
+        return flat[inverse].sum(-1).view(ctx.shape), None, None
+
+
 class _TiedS2DConv(nn.Module):
     """A level-0 layer in space-to-depth form whose weights are gathered, at every call, from the
     original layer's parameters (kept as ``source``): gradients reach the original weights, so a
     network trains in this form and saves in its own. The gather is one small indexing op per
-    layer (its backward a scatter-add); the zeros of the rewritten kernel stay exact zeros."""
+    layer (:class:`_TiedGather`: its backward gathers too); the zeros of the rewritten kernel stay
+    exact zeros."""
 
     def __init__(self, source: nn.Conv2d | nn.ConvTranspose2d, rewrite) -> None:
         super().__init__()
@@ -440,23 +481,25 @@ class _TiedS2DConv(nn.Module):
         w = source.weight
         probe = type(source)(source.in_channels, source.out_channels, source.kernel_size, stride=source.stride,
                              padding=source.padding, device="cpu", dtype=torch.float64)
+        n_bias = w.shape[1 if isinstance(source, nn.ConvTranspose2d) else 0]
         with torch.no_grad():
             probe.weight.copy_(torch.arange(1, w.numel() + 1, dtype=torch.float64).view_as(probe.weight))
-            probe.bias.copy_(torch.arange(1, w.shape[1 if isinstance(source, nn.ConvTranspose2d) else 0] + 1,
-                                          dtype=torch.float64))
+            probe.bias.copy_(torch.arange(1, n_bias + 1, dtype=torch.float64))
         fast = rewrite(probe)
         index = fast.weight.detach().round().long() - 1
         index[index < 0] = w.numel()  # the appended zero
-        self.register_buffer("index", index.to(w.device), persistent=False)
-        self.register_buffer("bias_index", fast.bias.detach().round().long().sub(1).to(w.device), persistent=False)
+        bias_index = fast.bias.detach().round().long().sub(1)
+        for name, idx, n in (("index", index, w.numel()), ("bias_index", bias_index, n_bias)):
+            self.register_buffer(name, idx.to(w.device), persistent=False)
+            self.register_buffer(f"{name}_inverse", _inverse_index(idx, n).to(w.device), persistent=False)
         self.padding = fast.padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.source.weight
-        weight = torch.cat([w.reshape(-1), w.new_zeros(1)])[self.index]
+        weight = _TiedGather.apply(self.source.weight, self.index, self.index_inverse)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             weight = weight.contiguous(memory_format=torch.channels_last)
-        return F.conv2d(x, weight, self.source.bias[self.bias_index], padding=self.padding)
+        bias = _TiedGather.apply(self.source.bias, self.bias_index, self.bias_index_inverse)
+        return F.conv2d(x, weight, bias, padding=self.padding)
 
 
 class SpaceToDepthNet(ScaleRecurrentNet):

@@ -71,6 +71,8 @@ GPU_MEMORY_SHARE = 0.5
 COMPILE_MODE: str | None = None
 #: Gradient norm clip (stabilises the first steps of residual networks at high learning rates).
 GRAD_CLIP = 1.0
+#: Largest decay of the weights' moving average (see :class:`WeightAverage`); 0 saves the raw weights.
+EMA_DECAY = 0.999
 
 
 class TrainingError(NodeGraphError):
@@ -176,6 +178,39 @@ def total_steps_for(epochs: float, dataset_size: int, batch: int) -> int:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+class WeightAverage:
+    """An exponential moving average of the network's weights, updated after every step with decay
+    ``min(EMA_DECAY, (1 + step) / (10 + step))``: early on it averages about the last ninth of the run
+    (so it does not lag behind a network that is still learning fast), later the last ~1/(1 - decay)
+    steps. Model files, previews, contact sheets and held-out scores use the average: at a fixed
+    learning rate the raw weights jitter around a minimum from step to step (on the real roto shot
+    the held-out PSNR of consecutive checkpoints 100 steps apart differed by up to 4.5 dB), and the
+    average of the recent weights sits nearer its centre (Polyak averaging). One fused multi-tensor
+    lerp per step; no host sync."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = EMA_DECAY) -> None:
+        import copy
+
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self._mine = list(self.module.parameters())
+        self._source = list(model.parameters())
+
+    def weight(self, step: int) -> float:
+        """The share of the current weights taken after ``step`` steps (1: a copy)."""
+        return 1.0 - min(self.decay, (1 + step) / (10 + step))
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        torch._foreach_lerp_(self._mine, self._source, self.weight(step))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.module.state_dict())
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a farm killing the job politely) raises KeyboardInterrupt, like Ctrl-C."""
@@ -309,6 +344,7 @@ class Trainer:
         #: only the main rank writes files
         self.dist = dist
         self.writes = dist is None or dist.is_main
+        self.ema: WeightAverage | None = None
 
     def emit(self, kind: str, **info: Any) -> None:
         self.on_event(kind, info)
@@ -430,6 +466,15 @@ class Trainer:
                          state["schedule"] if state is not None else k.lrSchedule,
                          count_parameters(self.model), str(keep_on))
         self._make_optimizer(state)
+        self.ema = None
+        if self.writes and EMA_DECAY > 0:  # only the rank that writes files keeps the average
+            self.ema = WeightAverage(self.model)
+            if state is not None and state.get("ema") is not None:  # older resume files have none
+                try:
+                    self.ema.load_state_dict(state["ema"])
+                except (RuntimeError, TypeError, AttributeError) as err:
+                    raise StateFileError(f"key 'ema' does not fit the network: {str(err)[:300]}",
+                                         path=str(self.path(".ost"))) from None
         return self.plan
 
     def _make_optimizer(self, state: dict[str, Any] | None) -> None:
@@ -678,6 +723,8 @@ class Trainer:
                                                              int(k.checkpointInterval))
                     nonfinite.logical_or_(~torch.isfinite(loss.detach()) | ~torch.isfinite(norm))
                     step += 1
+                    if self.ema is not None:
+                        self.ema.update(step)
                     result.step = step
                     window += loss.detach()
                     window_n += 1
@@ -783,7 +830,7 @@ class Trainer:
     def _save_cat(self, path: Path, step: int, plan: Plan, elapsed: float) -> None:
         from .modelfile import save_cat
 
-        save_cat(path, self.model, config=self.config, channels_in=tuple(self.ds.channels_in),
+        save_cat(path, self._served(), config=self.config, channels_in=tuple(self.ds.channels_in),
                  channels_out=tuple(self.ds.channels_out), model_id=self.model_id,
                  training=self._training_info(step, plan, elapsed))
 
@@ -797,7 +844,12 @@ class Trainer:
             "dataset": self.ds.describe(), "model": dict(model.state_dict()), "optimizer": opt.state_dict(),
             "rng": _rng_state(gen, self.dev),
             "heldout": self.monitor.state() if self.monitor is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         })
+
+    def _served(self) -> torch.nn.Module:
+        """The weights that model files, previews and held-out scores use: the moving average."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _plot(self, summary: Any) -> None:
         from .report import plot_loss
@@ -824,13 +876,14 @@ class Trainer:
 
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        self.model.eval()
+        model = self._served()
+        model.eval()
         x = x.to(self.dev)
         if self.dev.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.model(x).float()
-        return self.model(x).float()
+                return model(x).float()
+        return model(x).float()
 
     def _contact_sheet(self, step: int, board: Any) -> Path:
         """Three random crops (their own generator, so the training stream is untouched)."""
