@@ -184,7 +184,7 @@ class WeightAverage:
     (so it does not lag behind a network that is still learning fast), later the last ~1/(1 - decay)
     steps. Model files, previews, contact sheets and held-out scores use the average: at a fixed
     learning rate the raw weights jitter around a minimum from step to step (on the real roto shot
-    the held-out PSNR of consecutive checkpoints 100 steps apart differed by up to 4.5 dB), and the
+    the held-out PSNR of consecutive checkpoints 100 steps apart differed by up to 4.8 dB), and the
     average of the recent weights sits nearer its centre (Polyak averaging). One fused multi-tensor
     lerp per step; no host sync."""
 
