@@ -26,9 +26,63 @@ from typing import Any, Callable
 
 from .errors import KnobError, NodeGraphError
 
-#: Component names usable after a knob reference (``Grade1.white.r``, ``Transform1.translate.x``).
+#: Component names after a reference to a knob that declares no :class:`Components` (generic
+#: vectors): colour r g b a, position x y z w, uv u v; ``h`` and ``t`` only have one reading.
 COMPONENT_NAMES = {"r": 0, "g": 1, "b": 2, "a": 3, "x": 0, "y": 1, "z": 2, "w": 3, "u": 0, "v": 1,
-                   "red": 0, "green": 1, "blue": 2, "alpha": 3}
+                   "h": 1, "t": 3, "red": 0, "green": 1, "blue": 2, "alpha": 3}
+
+
+@dataclass(frozen=True)
+class Components:
+    """The names of a tuple knob's components in expressions, given by the kind of Nuke knob it is.
+
+    Put in the knob's annotation (``Annotated[tuple[float, float, float, float], BOX]``). The same
+    letter means different components on different kinds: ``box.r`` is a box's right edge,
+    ``white.r`` a colour's red, ``scale.w`` a size's width, ``vector.w`` a 4-vector's fourth value.
+    A knob of a declared kind accepts its own names (and the indices 0, 1, ...) only.
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    aliases: tuple[tuple[str, int], ...] = ()
+
+    def index(self, name: str) -> int | None:
+        if name in self.names:
+            return self.names.index(name)
+        return dict(self.aliases).get(name)
+
+
+#: Nuke's Color_Knob / AColor_Knob: r, g, b, a (also red, green, blue, alpha).
+COLOUR = Components("colour", ("r", "g", "b", "a"), (("red", 0), ("green", 1), ("blue", 2), ("alpha", 3)))
+#: Nuke's XY_Knob: x, y.
+XY = Components("position", ("x", "y"))
+#: Nuke's XYZ_Knob: x, y, z.
+XYZ = Components("3D position", ("x", "y", "z"))
+#: Nuke's WH_Knob: w, h.
+WH = Components("width/height", ("w", "h"))
+#: Nuke's BBox_Knob: x, y (left and bottom edges), r, t (right and top edges).
+BOX = Components("box", ("x", "y", "r", "t"))
+#: Nuke's UV_Knob: u, v.
+UV = Components("uv", ("u", "v"))
+
+
+def knob_components(field: Any) -> Components | None:
+    """The :class:`Components` a knob declares, from its pydantic field (pydantic moves a top-level
+    ``Annotated`` marker to ``field.metadata``) or from a marker inside its annotation."""
+    for item in getattr(field, "metadata", ()) or ():
+        if isinstance(item, Components):
+            return item
+
+    def visit(ann: Any) -> Components | None:
+        origin = typing.get_origin(ann)
+        if origin is typing.Annotated:
+            found = next((m for m in ann.__metadata__ if isinstance(m, Components)), None)
+            return found or visit(typing.get_args(ann)[0])
+        if origin in (types.UnionType, typing.Union):
+            return next((c for c in map(visit, typing.get_args(ann)) if c is not None), None)
+        return None
+
+    return visit(getattr(field, "annotation", field))
 
 
 def _curve_type() -> type:
@@ -273,15 +327,35 @@ def _cast(value: Any, base: type, node: str, knob: str, frame: float) -> Any:
     return v
 
 
-def component_of(value: Any, component: str | int | None, index_hint: int | None, where: str) -> Any:
-    """Pick a component of a knob value for a reference: by name/index, else the caller's own index."""
+def component_problem(component: str | int | None, components: Components | None) -> str | None:
+    """Why a knob of kind ``components`` has no component named ``component`` (None if it has)."""
+    if not isinstance(component, str) or components is None or components.index(component) is not None:
+        return None
+    return (f"has no component {component!r}: the components of a {components.kind} knob are "
+            f"{', '.join(components.names)} (or 0..{len(components.names) - 1})")
+
+
+def component_of(value: Any, component: str | int | None, index_hint: int | None, where: str,
+                 components: Components | None = None) -> Any:
+    """Pick a component of a knob value for a reference: by name/index, else the caller's own index.
+
+    ``components`` are the names the knob's kind gives (``box.r`` is a box's right edge); without
+    them the generic :data:`COMPONENT_NAMES` apply."""
+    problem = component_problem(component, components)
+    if problem is not None:
+        raise KnobError(f"{where} {problem}")
     if not isinstance(value, tuple):  # a scalar knob (a single-value colour): every component is it
         return value
     if component is None:
         if index_hint is not None and index_hint < len(value):
             return value[index_hint]
         return value[0]
-    idx = component if isinstance(component, int) else COMPONENT_NAMES.get(str(component))
+    if isinstance(component, int):
+        idx: int | None = component
+    elif components is not None:
+        idx = components.index(component)
+    else:
+        idx = COMPONENT_NAMES.get(str(component))
     if idx is None or not 0 <= idx < len(value):
         raise KnobError(f"{where} has no component {component!r} (it has {len(value)})")
     return value[idx]

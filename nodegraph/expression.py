@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from nodegraph.animation import COMPONENT_NAMES
 from nodegraph.expr_functions import ARITY, SCALAR, TENSOR, fmod, pow_
 from nodegraph.expr_parse import (FORMAT_SIZES, MAX_DEPTH, Binary, Call, ExpressionError, Frame, Name, Num, Parser, Ref,
                                   Reference, Sample, Ternary, Unary, Var, children, walk)
@@ -50,9 +51,9 @@ __all__ = ["Expression", "ExpressionError", "Reference", "FUNCTIONS", "COMPONENT
 
 #: Every function name the language knows, sorted.
 FUNCTIONS = tuple(sorted(ARITY, key=str.lower))
-#: Index of a named component when ``resolve`` returns a whole tuple for a component reference.
-COMPONENT_INDEX = {"r": 0, "g": 1, "b": 2, "a": 3, "x": 0, "y": 1, "z": 2, "w": 3, "u": 0, "v": 1,
-                   "h": 1, "t": 3}
+#: Index of a named component when ``resolve`` returns a whole tuple for a component reference
+#: (a node's resolver picks the component itself, by the knob's kind: ``box.r``, ``white.r``).
+COMPONENT_INDEX = COMPONENT_NAMES
 
 Resolver = Callable[[Reference, float], Any]
 _MISSING = object()

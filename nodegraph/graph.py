@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import networkx as nx
 import torch
 
+from . import animation
 from .errors import GraphError, ValidationError
 from .node import Node, UnknownNode, default_node_name, registry
 from .task import TaskKind, is_task
@@ -408,6 +409,11 @@ class Graph:
                             issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} is not a knob of "
                                                 f"{target.type_name}", node=node.path, knob=knob))
                         else:
+                            spec = type(target.knobs).model_fields.get(ref.knob)
+                            problem = animation.component_problem(ref.component, animation.knob_components(spec))
+                            if problem is not None:
+                                issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} {problem}",
+                                                    node=node.path, knob=knob))
                             links.add_edge(f"{node.path}.{knob}", f"{target.path}.{ref.knob}")
         for cycle in _cycles(nx.MultiDiGraph(links)):
             first = cycle[0].rsplit(".", 1)

@@ -336,6 +336,7 @@ class Node:
     def _lookup_one(self, ref: Any, frame: float, index_hint: int | None) -> Any:
         path = tuple(ref.path)
         where = ".".join(path + (ref.knob,))
+        components = None
         if path == ("root",):
             root = self.graph.top.root if self.graph is not None else {}
             if ref.knob in FORMAT_SIZES and ref.knob not in root:
@@ -358,13 +359,14 @@ class Node:
             if not target.has_knob(ref.knob):
                 raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
             value = target.value(ref.knob, frame)
+            field = type(target.knobs).model_fields.get(ref.knob)
+            components = animation.knob_components(field) if field is not None else None
             if isinstance(value, str):  # a choice knob reads as the index of its choice, as in Nuke
-                field = type(target.knobs).model_fields.get(ref.knob)
                 choices = typing.get_args(field.annotation) if field is not None and \
                     typing.get_origin(field.annotation) is typing.Literal else ()
                 if value in choices:
                     value = choices.index(value)
-        return animation.component_of(value, ref.component, index_hint, where)
+        return animation.component_of(value, ref.component, index_hint, where, components)
 
     # --- width and height in expressions ---------------------------------------------------
     def _input_size(self, which: str, frame: float, index: int = 0) -> float:

@@ -1,17 +1,20 @@
 """User knobs: knobs added to one node instance (Nuke's ``addUserKnob``), on any node.
 
-A user knob has a name, a type (``float``, ``int``, ``bool``, ``string``, ``xy``, ``xyz``, ``rgb``,
-``color``, ``enum``), a default, a label and a tooltip; the node's knob model is rebuilt with it
+A user knob has a name, a type (``float``, ``int``, ``bool``, ``string``, ``xy``, ``xyz``, ``wh``,
+``box``, ``rgb``, ``color``, ``enum``), a default, a label and a tooltip; the node's knob model is rebuilt with it
 (:meth:`nodegraph.node.Node.add_knob`), so it validates, animates, hashes and saves like any
-other knob, and expressions read it (``NoOp1.gain``, ``parent.size`` inside a group).
+other knob, and expressions read it (``NoOp1.gain``, ``parent.size`` inside a group) with the
+component names of its kind (``pos.x``, ``size.w``, ``area.r``, ``tint.g``).
 """
 
 from __future__ import annotations
 
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
+
+from .animation import BOX, COLOUR, WH, XY, XYZ
 
 #: User knob types: name -> (annotation, default).
 USER_KNOB_TYPES: dict[str, tuple[Any, Any]] = {
@@ -19,10 +22,12 @@ USER_KNOB_TYPES: dict[str, tuple[Any, Any]] = {
     "int": (int, 0),
     "bool": (bool, False),
     "string": (str, ""),
-    "xy": (tuple[float, float], (0.0, 0.0)),
-    "xyz": (tuple[float, float, float], (0.0, 0.0, 0.0)),
-    "rgb": (tuple[float, float, float], (1.0, 1.0, 1.0)),
-    "color": (tuple[float, float, float, float], (1.0, 1.0, 1.0, 1.0)),
+    "xy": (Annotated[tuple[float, float], XY], (0.0, 0.0)),
+    "xyz": (Annotated[tuple[float, float, float], XYZ], (0.0, 0.0, 0.0)),
+    "wh": (Annotated[tuple[float, float], WH], (0.0, 0.0)),
+    "box": (Annotated[tuple[float, float, float, float], BOX], (0.0, 0.0, 0.0, 0.0)),
+    "rgb": (Annotated[tuple[float, float, float], COLOUR], (1.0, 1.0, 1.0)),
+    "color": (Annotated[tuple[float, float, float, float], COLOUR], (1.0, 1.0, 1.0, 1.0)),
     "enum": (str, None),
 }
 
@@ -33,7 +38,7 @@ class UserKnob(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    type: Literal["float", "int", "bool", "string", "xy", "xyz", "rgb", "color", "enum"] = "float"
+    type: Literal["float", "int", "bool", "string", "xy", "xyz", "wh", "box", "rgb", "color", "enum"] = "float"
     default: Any = None
     label: str = ""
     tooltip: str = ""

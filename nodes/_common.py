@@ -8,6 +8,7 @@ import torch
 from pydantic import AfterValidator, Field
 
 from nodegraph import channels as chans
+from nodegraph.animation import COLOUR, WH, XY
 from nodegraph.errors import ChannelError, KnobError
 from nodegraph.formats import format_validator, parse_format
 from nodegraph.image import Box, Format, Image
@@ -32,8 +33,12 @@ def _channels_validator(value: str) -> str:
 ChannelsKnob = Annotated[str, AfterValidator(_channels_validator)]
 #: A format knob: a Nuke format name or ``"WxH [aspect]"``.
 FormatKnob = Annotated[str, AfterValidator(format_validator)]
-#: An RGBA colour.
-Color4 = tuple[float, float, float, float]
+#: An RGBA colour (Nuke's AColor_Knob: ``color.r`` ... ``color.a`` in expressions).
+Color4 = Annotated[tuple[float, float, float, float], COLOUR]
+#: A position x, y in pixels (Nuke's XY_Knob: ``translate.x``, ``translate.y``).
+XYKnob = Annotated[tuple[float, float], XY]
+#: A size, one value or (w, h) (Nuke's WH_Knob: ``scale.w``, ``scale.h``).
+WHKnob = Annotated[float | tuple[float, float], WH]
 
 MixKnob = Annotated[float, Field(ge=0.0, le=1.0)]
 

@@ -3,15 +3,17 @@ and PostageStamp (a thumbnail in Nuke's node graph)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from nodegraph.animation import BOX, COLOUR, XY
 from nodegraph.node import Knobs
 
 from .utility import _PassThrough
 
-_Four = tuple[float, float, float, float]
-_Three = tuple[float, float, float]
-_Two = tuple[float, float]
+_Four = Annotated[tuple[float, float, float, float], COLOUR]
+_Box = Annotated[tuple[float, float, float, float], BOX]
+_Three = Annotated[tuple[float, float, float], COLOUR]
+_Two = Annotated[tuple[float, float], XY]
 
 
 class CurveTool(_PassThrough):
@@ -36,7 +38,7 @@ class CurveTool(_PassThrough):
         """Frames averaged by the analysis (not used)."""
         intensitydata: _Four = (0.0, 0.0, 0.0, 0.0)
         """Average intensity per channel (Avg Intensities), usually a curve per channel."""
-        autocropdata: _Four = (0.0, 0.0, 0.0, 0.0)
+        autocropdata: _Box = (0.0, 0.0, 0.0, 0.0)
         """Box of the non-black pixels (Auto Crop): x, y, r, t."""
         maxlumapixdata: _Two = (0.0, 0.0)
         """Position of the brightest pixel (Max Luma Pixel)."""

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from pydantic import AfterValidator, model_validator
 
+from nodegraph.animation import COLOUR
 from nodegraph.errors import KnobError, NodeGraphError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
@@ -404,7 +405,7 @@ class _PerChannelOp(Node, abstract=True):
 
 # --- per-channel (scalar or RGBA) knob values ------------------------------------------------
 
-ColorValue = float | tuple[float, float, float, float]
+ColorValue = Annotated[float | tuple[float, float, float, float], COLOUR]
 
 
 def component(value: ColorValue, index: int) -> float:

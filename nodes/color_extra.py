@@ -9,11 +9,12 @@ gives none, the docstring says which choice was made.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 
+from nodegraph.animation import COLOUR
 from nodegraph.errors import KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Image
@@ -196,7 +197,10 @@ class EXPTool(_PerChannelOp):
 
 # --- Log2Lin ---------------------------------------------------------------------------------
 
-Color3 = float | tuple[float, float, float]
+#: An RGB colour, one value or (r, g, b) (Nuke's Color_Knob).
+Color3 = Annotated[float | tuple[float, float, float], COLOUR]
+#: An RGB colour of three values (Nuke's Color_Knob).
+RGB = Annotated[tuple[float, float, float], COLOUR]
 
 
 def _rgb_component(value: Color3, index: int) -> float:

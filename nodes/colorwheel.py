@@ -14,6 +14,7 @@ from nodegraph.node import Knobs, Node
 
 from ._common import ChannelsKnob, FormatKnob, format_of
 from .generate import _channel_problem, _names
+from .transform import Box4
 
 
 def hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class ColorWheel(Node):
         """Degrees added to the hue's angle (negative: clockwise)."""
         fillFormat: bool = True
         """Fill the format's smaller side, centred; off: use ``area``."""
-        area: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+        area: Box4 = (0.0, 0.0, 0.0, 0.0)
         """The wheel's box x, y, r, t when ``fillFormat`` is off."""
 
     def check(self) -> list[str]:

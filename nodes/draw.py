@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from ._common import Color4, rgba_values
+from ._common import Color4, WHKnob, XYKnob, rgba_values
 from .generate import Draw, RampType, ramp_t
 from .transform import Box4, _coverage
 
@@ -28,9 +28,9 @@ class Shape(Draw, abstract=True):
         """Fill with a gradient from color0 at p0 to color at p1: none, linear, smooth0, smooth1, smooth."""
         color0: Color4 = (0.0, 0.0, 0.0, 0.0)
         """Gradient colour at p0."""
-        p0: tuple[float, float] = (100.0, 100.0)
+        p0: XYKnob = (100.0, 100.0)
         """Gradient start (x, y; y up)."""
-        p1: tuple[float, float] = (100.0, 400.0)
+        p1: XYKnob = (100.0, 400.0)
         """Gradient end (x, y; y up). Nuke's first component; the second is nodegraph's choice."""
 
     def paint(self, x, y, v, names):
@@ -96,8 +96,8 @@ class Rectangle(Shape):
     class Knobs(Shape.Knobs):
         area: Box4 = (0.0, 0.0, 0.0, 0.0)
         """The rectangle: x, y, r, t in pixels, y up."""
-        softness: float | tuple[float, float] = Field(0.0)
-        """Fade-in width from the edges in pixels: one value or (x, y)."""
+        softness: WHKnob = Field(0.0)
+        """Fade-in width from the edges in pixels: one value or (w, h)."""
 
     def coverage(self, x, y, fmt):
         k = self.knobs

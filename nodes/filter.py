@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import AfterValidator, Field
 
+from nodegraph.animation import WH
 from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
@@ -38,7 +39,7 @@ def _non_negative(v):
     return v
 
 
-SizeKnob = Annotated[float | tuple[float, float], AfterValidator(_non_negative)]
+SizeKnob = Annotated[float | tuple[float, float], AfterValidator(_non_negative), WH]
 BlurFilter = Literal["box", "triangle", "quadratic", "gaussian"]
 
 #: Gaussian standard deviation per unit of ``size``.

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from nodegraph.animation import WH
 from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
@@ -109,7 +110,7 @@ class Matrix(Node):
 # --- Dilate (Erode (fast)) and Median --------------------------------------------------------------
 
 #: A size in pixels, one value or (x, y); Dilate's may be negative (erode).
-SignedSize = float | tuple[float, float]
+SignedSize = Annotated[float | tuple[float, float], WH]
 
 
 def _pair(v: SignedSize) -> tuple[float, float]:

@@ -9,19 +9,20 @@ functions (``morph``, ``structuring_element``, ``disc_kernel``, ``convolve_disc`
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
 from nodegraph import channels as chans
+from nodegraph.animation import UV
 from nodegraph.errors import ChannelError, KnobError
 from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, select_channels
+from ._common import ChannelsKnob, WHKnob, XYKnob, select_channels
 from .color import _MASK_INPUT, _MaskKnobs, _work_dtype
 from .copy import ChannelOrNone
 from .filter import BlurFilter, SizeKnob, _conv_axis, blur_kernel
@@ -302,14 +303,14 @@ class VectorBlur(Node):
         """Channels to blur (Nuke's default: none); others pass through."""
         uv: UVKnob = "none"
         """Layer (or two channels) holding the u, v motion vectors in pixels; none: no blur."""
-        constant: tuple[float, float] = (0.0, 0.0)
+        constant: Annotated[tuple[float, float], UV] = (0.0, 0.0)
         """Added to u and v (camera motion)."""
-        scale: float | tuple[float, float] = 1.0
-        """Multiplies the vectors (one value or x, y): the shutter."""
+        scale: WHKnob = 1.0
+        """Multiplies the vectors (one value or w, h): the shutter."""
         offset: float = -0.5
         """Start of the streak in units of the vector: -0.5 centres it, 0 blurs forward."""
-        grow_bbox: float | tuple[float, float] = 0.0
-        """Pixels added to each side of the data window (x, y), for streaks leaving it."""
+        grow_bbox: WHKnob = 0.0
+        """Pixels added to each side of the data window (w, h), for streaks leaving it."""
         method: Literal["uniform", "gaussian"] = "uniform"
         """Sample weights along the streak: uniform or gaussian (centre-weighted)."""
         alpha: ChannelOrNone = "none"
@@ -382,7 +383,7 @@ class Position(Node):
     inputs = (Input("input", doc="Image to move."),)
 
     class Knobs(Knobs):
-        translate: tuple[float, float] = (0.0, 0.0)
+        translate: XYKnob = (0.0, 0.0)
         """Offset in pixels, x right and y up."""
 
     def compute(self, ctx: Context) -> Image:
@@ -439,8 +440,8 @@ class EdgeDetectWrapper(EdgeDetect):
     type_name = "EdgeDetectWrapper"
 
     class Knobs(EdgeDetect.Knobs):
-        blursize: float | tuple[float, float] = 0.0
-        """Size of the Gaussian blur before the edge detection (Blur's size), one value or (x, y)."""
+        blursize: WHKnob = 0.0
+        """Size of the Gaussian blur before the edge detection (Blur's size), one value or (w, h)."""
         blurquality: int = Field(15, ge=0)
         """Nuke's speed/quality trade-off for the blur; ignored: always full quality."""
         erodesize: float = 0.0

@@ -26,7 +26,7 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob, Color4, FormatKnob, fill, format_of, rgba_values
+from ._common import ChannelsKnob, Color4, FormatKnob, XYKnob, fill, format_of, rgba_values
 from .blend import mask_plane
 from .copy import ChannelOrNone
 from .shuffle import assemble
@@ -231,9 +231,9 @@ class Ramp(Draw):
     black, gives Nuke's ramp)."""
 
     class Knobs(Draw.Knobs):
-        p0: tuple[float, float] = (0.0, 540.0)
+        p0: XYKnob = (0.0, 540.0)
         """Start point (x, y), y measured up from the bottom as in Nuke."""
-        p1: tuple[float, float] = (1920.0, 540.0)
+        p1: XYKnob = (1920.0, 540.0)
         """End point (x, y)."""
         type: RampType = "linear"
         """Interpolation: linear, or smoothed at the start, end or both."""

@@ -16,6 +16,7 @@ from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
 
 from ._common import ChannelsKnob, MixKnob, mask_weight, select_channels
+from .color_extra import RGB
 from .filter import SizeKnob, _conv_axis, blur_kernel
 
 #: Rec.709 luminance weights, for ``saturation``.
@@ -59,7 +60,7 @@ class Glow(Node):
     class Knobs(Knobs):
         channels: ChannelsKnob = "rgba"
         """Channels that glow; others pass through."""
-        tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+        tint: RGB = (1.0, 1.0, 1.0)
         """Colour the glow of r, g, b is multiplied by."""
         tolerance: float = 0.0
         """Only what is above this value glows."""

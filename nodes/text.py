@@ -56,9 +56,10 @@ from nodegraph.evaluator import Context
 from nodegraph.filepath import expand_file_knob, has_tcl, node_lookup, resolve_relative, script_path_of
 from nodegraph.image import Box, Format, Image
 
+from ._common import WHKnob, XYKnob
 from .draw import Shape
 from .generate import Draw
-from .transform import Box4, ScaleKnob, Transform, apply_affine, flip_y
+from .transform import Box4, Transform, apply_affine, flip_y
 
 XJustify = Literal["left", "center", "right", "justify"]
 ClipType = Literal["no clip", "clip to box", "clip to format"]
@@ -238,11 +239,11 @@ class _Text(Shape, abstract=True):
         """The text box x, y, r, t (y up); zero area: the whole format."""
         cliptype: ClipType = "clip to format"
         """Clip the text to the box, or draw it within the format (no clip, clip to format)."""
-        translate: tuple[float, float] = (0.0, 0.0)
+        translate: XYKnob = (0.0, 0.0)
         """Moves the text (y up), as Transform's translate."""
         rotate: float = 0.0
         """Rotates the text (degrees, counter-clockwise) about `center`."""
-        scale: ScaleKnob = 1.0
+        scale: WHKnob = 1.0
         """Scales the text about `center`: one value or (x, y)."""
         skewX: float = 0.0
         """Horizontal skew about `center`."""
@@ -250,7 +251,7 @@ class _Text(Shape, abstract=True):
         """Vertical skew about `center`."""
         skew_order: Literal["XY", "YX"] = "XY"
         """Order of the skews (as Transform's)."""
-        center: tuple[float, float] = (0.0, 0.0)
+        center: XYKnob = (0.0, 0.0)
         """Centre of rotation, scale and skew (y up)."""
         invert_matrix: bool = False
         """Apply the inverse of the transform."""

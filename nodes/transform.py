@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from pydantic import BeforeValidator, Field
 
+from nodegraph.animation import BOX
 from nodegraph.evaluator import Context
 from nodegraph.image import Box, Format, Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import FormatKnob, format_of
+from ._common import FormatKnob, WHKnob, XYKnob, format_of
 
 FilterName = Literal["impulse", "cubic", "keys", "simon", "rifman", "mitchell", "parzen", "notch",
                      "lanczos4", "lanczos6", "sinc4"]
@@ -230,7 +231,8 @@ def apply_affine(img: Image, m: np.ndarray, out_box: Box, fmt: Format, filt: str
 
 # --- Crop ---------------------------------------------------------------------------------------
 
-Box4 = tuple[float, float, float, float]
+#: A box x, y, r, t (Nuke's BBox_Knob: ``box.x``, ``box.y``, ``box.r``, ``box.t`` in expressions).
+Box4 = Annotated[tuple[float, float, float, float], BOX]
 
 
 def _coverage(n: int, start: int, lo: float, hi: float, soft: float, device, dtype) -> torch.Tensor:
@@ -303,6 +305,7 @@ class Crop(Node):
 
 # --- Reformat -------------------------------------------------------------------------------------
 
+#: One value or two (Reformat's scale and Noise's size: Nuke Array_Knobs without component names).
 ScaleKnob = float | tuple[float, float]
 
 
@@ -419,11 +422,11 @@ class Transform(Node):
     inputs = (Input("input", doc="Image to transform."),)
 
     class Knobs(Knobs):
-        translate: tuple[float, float] = (0.0, 0.0)
+        translate: XYKnob = (0.0, 0.0)
         """Translation x, y in pixels (y up)."""
         rotate: float = 0.0
         """Rotation in degrees, counter-clockwise, about `center`."""
-        scale: ScaleKnob = 1.0
+        scale: WHKnob = 1.0
         """Scale about `center`: one value or (x, y)."""
         skewX: float = 0.0
         """Horizontal skew: x moves by skewX times y (relative to `center`)."""
@@ -431,7 +434,7 @@ class Transform(Node):
         """Vertical skew: y moves by skewY times x (relative to `center`)."""
         skew_order: Literal["XY", "YX"] = "XY"
         """Order of the skews: XY applies skewY first, then skewX (matrix SkewX @ SkewY)."""
-        center: tuple[float, float] = (0.0, 0.0)
+        center: XYKnob = (0.0, 0.0)
         """Centre of rotation, scale and skew (y-up pixels). Nuke fills in the centre of the format
         when the node is made; here it must be given (default: the origin)."""
         invert_matrix: bool = False

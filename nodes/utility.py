@@ -31,13 +31,14 @@ class NoOp(_PassThrough):
     category = "Other"
 
 
-#: Inputs Switch offers ("0".."63"); Nuke's Switch takes any number, real scripts connect 9 and more.
-SWITCH_INPUTS = 64
+#: Inputs Switch offers ("0".."255"); Nuke's Switch takes any number, real scripts connect 9 and more
+#: (colour-nuke's colour_rendition_chart.nk switches between 66 colourspaces).
+SWITCH_INPUTS = 256
 
 
 class Switch(Node):
     """Passes one of its inputs through, chosen by ``which`` (only that input is pulled); inputs
-    "0".."63" (Nuke's is unlimited)."""
+    "0".."255" (Nuke's is unlimited)."""
 
     category = "Merge"
     inputs = tuple(Input(str(i), required=False, doc=f"Input {i}.") for i in range(SWITCH_INPUTS))

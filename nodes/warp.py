@@ -29,7 +29,7 @@ from nodegraph.evaluator import Context
 from nodegraph.image import Box, Image
 from nodegraph.node import Input, Knobs, Node
 
-from ._common import ChannelsKnob
+from ._common import ChannelsKnob, WHKnob, XYKnob
 from .blend import mask_plane
 from .channel_ops import present
 from .copy import ChannelOrNone
@@ -227,8 +227,8 @@ class IDistort(_Warp):
         """Channels holding the u and v offsets in pixels (none: no warp)."""
         uv_offset: float = 0.0
         """Subtracted from u and v first (a centre for renderers that cannot write negatives)."""
-        uv_scale: float | tuple[float, float] = 1.0
-        """Multiplies u and v (one value or x, y)."""
+        uv_scale: WHKnob = 1.0
+        """Multiplies u and v (one value or w, h)."""
         filter: FilterKnob = "cubic"
         """Resampling filter (Nuke's names)."""
         maskChannel: ChannelOrNone = "none"
@@ -253,7 +253,7 @@ class IDistort(_Warp):
 
 # --- CornerPin2D ----------------------------------------------------------------------------------
 
-Point = tuple[float, float]
+Point = XYKnob
 
 
 def pin_matrix(src: list[Point], dst: list[Point]) -> np.ndarray:

@@ -51,7 +51,7 @@ MAX_GROUP_DEPTH = 64
 
 #: addUserKnob type numbers (Nuke's knob type ids) nodegraph keeps as user knobs, and how.
 USER_KNOB_TYPES: dict[str, str] = {"3": "int", "6": "bool", "7": "float", "8": "float", "12": "xy", "13": "xyz",
-                                   "14": "xy", "18": "rgb", "19": "color", "1": "string", "2": "string",
+                                   "14": "wh", "15": "box", "18": "rgb", "19": "color", "1": "string", "2": "string",
                                    "4": "enum", "43": "string"}
 LINK_KNOB = "41"
 
@@ -505,7 +505,7 @@ def _choices(text: str) -> tuple[str, ...]:
 
 
 _USER_SHAPES = {"float": (1, float), "int": (1, int), "bool": (1, bool), "xy": (2, float), "xyz": (3, float),
-                "rgb": (3, float), "color": (4, float)}
+                "wh": (2, float), "box": (4, float), "rgb": (3, float), "color": (4, float)}
 
 
 def _user_default(kind: str, word: Word, choices: tuple[str, ...]) -> Any:

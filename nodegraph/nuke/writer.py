@@ -34,8 +34,8 @@ from nodegraph.nuke.reader import DEFAULT_ROOT_FORMAT, LINK_KNOB, ROOT_KNOBS, US
 from nodegraph.nuke.tcl import quote
 
 DEFAULT_VERSION = "14.0 v5"
-_USER_TYPE_IDS = {"int": "3", "bool": "6", "float": "7", "xy": "12", "xyz": "13", "rgb": "18", "color": "19",
-                  "string": "1", "enum": "4"}
+_USER_TYPE_IDS = {"int": "3", "bool": "6", "float": "7", "xy": "12", "xyz": "13", "wh": "14", "box": "15",
+                  "rgb": "18", "color": "19", "string": "1", "enum": "4"}
 assert set(USER_KNOB_TYPES.values()) >= set(_USER_TYPE_IDS)
 
 

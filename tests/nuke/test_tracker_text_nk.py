@@ -146,3 +146,29 @@ def test_the_public_script_text_nodes_render() -> None:
         top, bottom = 512 - ys.max() - 1, 512 - ys.min()
         assert rows[0] <= top and bottom <= rows[1] + 160, (top, bottom)
         assert abs((xs.min() + xs.max()) / 2 - 256) < 12  # xjustify center
+
+
+@pytest.mark.skipif(not CHART.is_file(), reason="the public scripts are not here")
+def test_the_public_script_titles_centre_on_their_box_edges() -> None:
+    """The titles' ``center {{box.r/2} {box.t}}`` reads the box's right and top edges (a box knob's
+    r and t), and the chart they caption (a Switch of 66 colourspaces) renders beneath them."""
+    res = read_nk_file(CHART)
+    assert res.unsupported == {}
+    g = res.graph
+    titles = ("Colour_Rendition_Chart.ColorChecker24_After_November_2014_title_Text",
+              "Colour_Rendition_Chart.ColorChecker2005_title_Text")
+    title = g.node(titles[0])
+    below = title.graph.sources_of(title)["input"]
+    with pytest.warns(UserWarning, match="defaultFontPathname"):  # Nuke's default font: the bundled one
+        for path in titles:  # the box's size reads the chart's size, rendering its labels
+            assert g.node(path).value("box", 1) == (0.0, 0.0, 3583.0, 1262.5)
+            assert g.node(path).value("center", 1) == (1791.5, 1262.5)
+        out = g.evaluate(titles[0], 1)
+        under = g.evaluate(below.path, 1)
+    assert (out.format.width, out.format.height) == (3583, 2525)
+    ink = np.abs(out.crop_to(out.bbox).channel("rgba.red").numpy()
+                 - under.crop_to(out.bbox).channel("rgba.red").numpy()) > 0.05
+    ys, xs = np.nonzero(ink)
+    assert len(ys) > 5000
+    assert abs((xs.min() + xs.max()) / 2 - 1791.5) < 20  # xjustify center on box.r / 2
+    assert out.bbox.height - ys.min() < 56 + 60  # in the band the chart's Transform (translate 0 56) left
