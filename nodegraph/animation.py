@@ -58,8 +58,9 @@ COLOUR = Components("colour", ("r", "g", "b", "a"), (("red", 0), ("green", 1), (
 XY = Components("position", ("x", "y"))
 #: Nuke's XYZ_Knob: x, y, z.
 XYZ = Components("3D position", ("x", "y", "z"))
-#: Nuke's WH_Knob: w, h.
-WH = Components("width/height", ("w", "h"))
+#: Nuke's WH_Knob: w, h; x and y are accepted too (the same two values in the same order, so
+#: reading them never picks a wrong value; a script written by Nuke uses w and h).
+WH = Components("width/height", ("w", "h"), (("x", 0), ("y", 1)))
 #: Nuke's BBox_Knob: x, y (left and bottom edges), r, t (right and top edges).
 BOX = Components("box", ("x", "y", "r", "t"))
 #: Nuke's UV_Knob: u, v.

@@ -59,7 +59,7 @@ def test_a_knobs_own_box_edges_in_a_text_node() -> None:
     ("Crop1.box.a", "box", "x, y, r, t"),
     ("Grade1.white.x", "colour", "r, g, b, a"),
     ("T1.translate.z", "position", "x, y"),
-    ("T1.scale.x", "width/height", "w, h"),
+    ("T1.scale.z", "width/height", "w, h"),
 ])
 def test_a_name_the_knobs_kind_lacks_is_an_error_naming_node_knob_and_names(text: str, kind: str, names: str) -> None:
     g = ng.Graph()
@@ -162,3 +162,10 @@ def test_every_tuple_knob_of_a_nuke_class_names_its_components_as_nuke_does() ->
             if knob_components(field) is not want:
                 wrong.append(f"{type_name}.{name} ({nuke_types[name]})")
     assert checked >= 90 and wrong == []
+
+
+def test_a_size_knob_also_reads_x_and_y_as_width_and_height() -> None:
+    g = ng.Graph()
+    g.add("Transform", "T1", scale=(2.0, 3.0))
+    probe = g.add("Transform", "Probe", rotate=Expression("T1.scale.x * 10 + T1.scale.y"))
+    assert probe.value("rotate", 1) == pytest.approx(23.0)

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import nodegraph as ng
@@ -66,6 +66,7 @@ def board(g: ng.Graph) -> ng.Node:
 
 @settings(max_examples=6, deadline=None)
 @given(tx=st.floats(-10, 10), ty=st.floats(-10, 10), angle=st.floats(-40, 40), scale=st.floats(0.6, 1.6))
+@example(tx=0.0, ty=-5.0, angle=0.0, scale=0.6)  # a box edge on a whole pixel
 def test_tracks_give_the_transform_of_their_motion(tx, ty, angle, scale) -> None:
     text, centre = similarity_tracks([(10, 10), (50, 12), (30, 40)], 3, tx, ty, angle, scale)
     g = ng.Graph()
@@ -73,8 +74,13 @@ def test_tracks_give_the_transform_of_their_motion(tx, ty, angle, scale) -> None
     tr = g.add("Tracker4", input=src, tracks=text, transform="match-move", reference_frame=1)
     ref = g.add("Transform", input=src, translate=(tx, ty), rotate=angle, scale=scale, center=centre)
     got, want = g.evaluate(tr, 3), g.evaluate(ref, 3)
-    assert got.bbox == want.bbox
-    torch.testing.assert_close(got.pixels, want.pixels, atol=2e-4, rtol=0)
+    # the tracks hold 10 significant digits, so the solved transform is exact to ~1e-10: a box edge
+    # landing on a whole pixel may round to the next one (a column the filter's tail reaches, which
+    # the other box cuts); inside both boxes the pixels agree
+    assert all(abs(a - b) <= 1 for a, b in zip(got.bbox, want.bbox)), (got.bbox, want.bbox)
+    inner = got.bbox.intersect(want.bbox)
+    assert inner.width >= want.bbox.width - 2 and inner.height >= want.bbox.height - 2
+    torch.testing.assert_close(got.crop_to(inner).pixels, want.crop_to(inner).pixels, atol=2e-4, rtol=0)
     assert torch.equal(g.evaluate(tr, 1).pixels, g.evaluate(src, 1).pixels)  # the reference frame
 
 
