@@ -86,9 +86,9 @@ NODE = "CopyCat1"
 
 
 def default_data() -> Path:
-    """The shared data folder: ``shared/data`` in the checkout, else beside it."""
+    """The shared data folder holding ``pairs/``: ``shared/data`` in the checkout, else beside it."""
     for cand in (HERE.parent / "shared" / "data", HERE.parent.parent / "shared" / "data"):
-        if cand.is_dir():
+        if (cand / "pairs").is_dir():
             return cand
     return HERE.parent.parent / "shared" / "data"
 
@@ -150,6 +150,9 @@ def build_shot(name: str, root: Path, args: argparse.Namespace) -> dict:
         src = g.add("Saturation", name="Input", input=truth, saturation=0.0)
     else:
         raise SystemExit(f"unknown shot {name!r}; known: {', '.join(SHOTS)}")
+    if g.frame_range(truth) is None:
+        raise SystemExit(f"{name}: no frames found under {args.data} (give --data the folder holding "
+                         "pairs/ and openexr-images/)")
     first, last = g.frame_range(truth)
     every = list(range(first, last + 1))
     train = spread_frames(first, last, args.train_frames)
