@@ -57,6 +57,8 @@ printed to stderr.
     # GPU, full run (the data folder holds pairs/ and openexr-images/); about 5 min per shot
     python benchmarks/copycat_quality.py --data shared/data --device cuda
     python benchmarks/copycat_quality.py --data shared/data --shots colourise --merge   # add a shot
+    python benchmarks/copycat_quality.py --data shared/data --shots colourise --knob learningRate=3e-4 \
+        --name copycat_quality_lr3e-4   # an experiment: CopyCat knobs changed, its own result file
     # CPU smoke test (tiny marks, crops, networks and frame counts; under ~2 min)
     python benchmarks/copycat_quality.py --device cpu --quick
 """
@@ -162,7 +164,8 @@ def build_shot(name: str, root: Path, args: argparse.Namespace) -> dict:
     g.add("CopyCat", NODE, input=src, groundTruth=truth, dataDirectory=str(root / "copycat"),
           frames=",".join(map(str, train)), modelSize=args.model,
           batchSizeType="manual" if args.batch else "auto", batchSize=args.batch or 4, cropSize=crop,
-          checkpointInterval=args.checkpoint_interval, imageInterval=0, channelsIn="rgb", channelsOut=channels_out)
+          checkpointInterval=args.checkpoint_interval, imageInterval=0, channelsIn="rgb", channelsOut=channels_out,
+          **args.knobs)
     path = root / f"{name}.json"
     g.save(path)
     return {"shot": name, "graph": str(path), "frames": [first, last], "train_frames": train,
@@ -439,6 +442,9 @@ def main() -> None:
     ap.add_argument("--checkpoint-interval", type=int, default=100)
     ap.add_argument("--copycat-steps", type=int, default=1_000_000, help="--steps given to nodegraph train")
     ap.add_argument("--compile", action="store_true", help="torch.compile in both runs")
+    ap.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                    help="a CopyCat knob for an experiment (a JSON value, else a string), repeatable: "
+                         "learningRate=3e-4, lrSchedule=constant")
     ap.add_argument("--train-frames", type=int, default=6)
     ap.add_argument("--max-heldout", type=int, default=24)
     ap.add_argument("--eval-crop", type=int, default=0, help="score a centre square of this size; 0: whole frames")
@@ -456,6 +462,15 @@ def main() -> None:
     ap.add_argument("--eval-worker", help=argparse.SUPPRESS)
     ap.add_argument("--eval-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.knobs = {}
+    for item in args.knob:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--knob {item!r}: give NAME=VALUE")
+        try:
+            args.knobs[name] = json.loads(text)
+        except ValueError:
+            args.knobs[name] = text  # a bare word: a string value (lrSchedule=constant)
     if args.eval_worker:
         result = eval_worker(json.loads(Path(args.eval_worker).read_text()))
         Path(args.eval_out).write_text(json.dumps(result))
@@ -512,7 +527,8 @@ def main() -> None:
                      "copycat_batch": args.batch or "auto", "plain_batch": args.plain_batch, "crop": args.crop,
                      "checkpoint_interval": args.checkpoint_interval, "copycat_steps": args.copycat_steps,
                      "compile": args.compile, "train_frames": args.train_frames, "max_heldout": args.max_heldout,
-                     "eval_crop": args.eval_crop, "quick": args.quick, "data": str(args.data)},
+                     "eval_crop": args.eval_crop, "quick": args.quick, "data": str(args.data),
+                     "copycat_knobs": args.knobs},
         "environment": {"gpu": gpu, "torch": env},
         "metric": "display PSNR (sRGB colour / clipped matte, 0..1), mean over held-out frames; IoU of > 0.5 "
                   "pooled over held-out frames (mattes)",
