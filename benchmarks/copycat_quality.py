@@ -40,8 +40,16 @@ Shots (``--shots``, comma separated, or ``all``):
 - ``tabletennis_denoise`` (default): ``pairs/tabletennis_denoise``, 30 frames (1-30) 352x240 PNG,
   noisy -> clean (rgb -> rgb); crops are 240 (the frame's height).
 - ``colourise``: a 512x512 window panning over 30 frames across ``openexr-images/ScanLines/
-  StillLife.exr`` (``--still``), written as half EXR; input = its Rec 709 luminance (Saturation 0,
-  three grey channels), ground truth = the colour plate (rgb -> rgb, linear HDR).
+  Desk.exr`` (``--still``; a real HDR photograph, median linear value 0.135, a lamp up to ~100;
+  StillLife.exr, the earlier default, has a median of 0.001: a near-black plate), written as half
+  EXR; input = its Rec 709 luminance (Saturation 0, three grey channels), ground truth = the colour
+  plate (rgb -> rgb, linear HDR).
+- Effects built with nodegraph's nodes on that real plate, ground truth = the plate, to cover the
+  task families the issue names: ``whitebalance`` (input = a colour cast: Grade multiply 0.65, 1.0,
+  1.5 and gamma 1.1, 1.0, 0.9), ``dehaze`` (input = the plate seen through haze: an Expression
+  mixing each channel with a haze level 0.55 by a transmission rising from 0.35 at the top to
+  0.95 at the bottom: ``v t + 0.55 (1 - t)``), ``enhance`` (input = a soft, flat plate: Blur 3 then
+  Grade whitepoint 1.4, lift 0.02, gamma 1.15). Not run by default (``--shots ...`` or ``all``).
 
 Training frames: 6 at the centres of 6 equal parts of the shot (chair_roto 5,15,25,35,45,55;
 30-frame shots 3,8,13,18,23,28), so every held-out frame is at most 5 frames from a training one;
@@ -82,7 +90,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _util import RESULTS, write_result  # noqa: E402
 
-SHOTS = ("chair_roto", "tabletennis_denoise", "colourise")
+SHOTS = ("chair_roto", "tabletennis_denoise", "colourise", "whitebalance", "dehaze", "enhance")
 DEFAULT_SHOTS = "chair_roto,tabletennis_denoise"
 NODE = "CopyCat1"
 
@@ -145,11 +153,20 @@ def build_shot(name: str, root: Path, args: argparse.Namespace) -> dict:
     elif name == "tabletennis_denoise":
         src = g.add("Read", name="Input", file=str(pairs / name / "input" / "####.png"))
         truth = g.add("Read", name="Truth", file=str(pairs / name / "target" / "####.png"))
-    elif name == "colourise":
+    elif name in ("colourise", "whitebalance", "dehaze", "enhance"):
         plate = make_plate(args.data / "openexr-images" / "ScanLines" / args.still, root / "plate",
                            args.plate_frames, args.plate_size)
         truth = g.add("Read", name="Truth", file=plate)
-        src = g.add("Saturation", name="Input", input=truth, saturation=0.0)
+        if name == "colourise":
+            src = g.add("Saturation", name="Input", input=truth, saturation=0.0)
+        elif name == "whitebalance":
+            src = g.add("Grade", name="Input", input=truth, multiply=(0.65, 1.0, 1.5, 1.0), gamma=(1.1, 1.0, 0.9, 1.0))
+        elif name == "dehaze":  # y is up: the transmission t falls towards the top of the frame
+            src = g.add("Expression", name="Input", input=truth, temp_name0="t", temp_expr0="0.95 - 0.6 * y / height",
+                        **{f"expr{i}": f"{c} * t + 0.55 * (1 - t)" for i, c in enumerate("rgb")})
+        else:
+            soft = g.add("Blur", name="Soft", input=truth, size=3.0, channels="rgb")
+            src = g.add("Grade", name="Input", input=soft, whitepoint=1.4, black=0.02, gamma=1.15, channels="rgb")
     else:
         raise SystemExit(f"unknown shot {name!r}; known: {', '.join(SHOTS)}")
     if g.frame_range(truth) is None:
@@ -448,7 +465,7 @@ def main() -> None:
     ap.add_argument("--train-frames", type=int, default=6)
     ap.add_argument("--max-heldout", type=int, default=24)
     ap.add_argument("--eval-crop", type=int, default=0, help="score a centre square of this size; 0: whole frames")
-    ap.add_argument("--still", default="StillLife.exr", help="colourise: the EXR in openexr-images/ScanLines")
+    ap.add_argument("--still", default="Desk.exr", help="the EXR in openexr-images/ScanLines that the plate shots pan across")
     ap.add_argument("--plate-frames", type=int, default=30)
     ap.add_argument("--plate-size", type=int, default=512)
     ap.add_argument("--startup-limit", type=float, default=300.0,
