@@ -5,13 +5,17 @@ marks (15/30/60/120 s by default) of
 
 - **CopyCat** run as a user runs it: the graph (Read nodes -> CopyCat, default medium network,
   cropSize 256 or the frame's short side if smaller, batch ``auto`` unless ``--batch``,
-  checkpointInterval 100, imageInterval 0) saved as JSON, then ``nodegraph train GRAPH --node
+  checkpointInterval 50 (``--checkpoint-interval``), imageInterval 0) saved as JSON, then ``nodegraph train GRAPH --node
   CopyCat1 --steps 1000000 --device DEV [--compile]`` in a subprocess, stopped with SIGINT once its
   summary shows the last mark + ``--margin`` s (CopyCat writes a checkpoint on Ctrl-C: exit 130).
   Each checkpoint ``CopyCat1.<step>.cat`` gets its wall time from the ``.summary`` row of its step
   (``elapsed_s``: seconds since the training loop started, compilation included; the data pull
   and network build before it are not counted) or, without a row, from the ``elapsed_s`` stored in
-  the model file. At a mark the newest checkpoint at or before it is used (none yet: null).
+  the model file. At a mark the newest checkpoint at or before it is used (none yet: null), so the
+  checkpoint grid is CopyCat's sampling error (the plain recipe saves exactly at the marks): 50
+  steps are about 3 s on an H200, and checkpoints are written in the background (they cost 12% of
+  the wall time at 100 when they were written in line; ``checkpoint_overhead_s`` says what they
+  cost now).
 - **the plain recipe** (``plain_srn.py``: textbook SRN, Adam 1e-4, batch 16, uniform 256 crops,
   multi-scale L1 on linear values, bf16, channels_last) in its own subprocess after CopyCat's
   (never sharing the GPU), on the same pairs pulled through the same nodes; it saves its weights
@@ -456,7 +460,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="CopyCat manual batch size (<= the 6 frames); 0: auto")
     ap.add_argument("--plain-batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=256, help="crop size of both (at most the frame's short side)")
-    ap.add_argument("--checkpoint-interval", type=int, default=100)
+    ap.add_argument("--checkpoint-interval", type=int, default=50)
     ap.add_argument("--copycat-steps", type=int, default=1_000_000, help="--steps given to nodegraph train")
     ap.add_argument("--compile", action="store_true", help="torch.compile in both runs")
     ap.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
