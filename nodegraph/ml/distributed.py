@@ -151,6 +151,18 @@ def _use_interface(address: str | None) -> None:
     raise DistributedError(f"COPYCAT_LOCAL_ADDR {address!r} is not an address of this machine")
 
 
+def no_buffer_sync() -> dict[str, bool]:
+    """DDP's option not to broadcast buffers at every forward (newer PyTorch names it
+    ``forward_sync_buffers``, older ``broadcast_buffers``): the network has no buffers of its own
+    (no batch norm), and the tied space-to-depth form's index buffers are the same on every rank."""
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in params else {"broadcast_buffers": False}
+
+
 class _Scales(torch.nn.Module):
     """The network's multi-scale forward as ``forward`` (DDP hooks the wrapped module's forward)."""
 
@@ -290,7 +302,7 @@ class Group:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        self.ddp = DistributedDataParallel(_Scales(model), device_ids=ids)
+        self.ddp = DistributedDataParallel(_Scales(model), device_ids=ids, **no_buffer_sync())
         return self.ddp
 
     def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, step: int, total: int,

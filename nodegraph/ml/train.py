@@ -665,17 +665,18 @@ class Trainer:
     def _loss_function(self, model: torch.nn.Module) -> tuple[Callable[..., torch.Tensor], bool]:
         """``loss(xb, yb)``: forward (bf16 autocast on CUDA) and the multi-scale L1 loss, compiled as
         one graph when asked; and whether it runs as CUDA graphs (then each step must be marked).
-        On CUDA the forward runs in space-to-depth form with weights tied to ``model``."""
+        On CUDA the forward runs in space-to-depth form with weights tied to ``model`` (data-parallel
+        runs too: DDP then wraps the tied form)."""
         from .network import multiscale_l1, space_to_depth
 
         cuda = self.dev.type == "cuda"
         s2d = cuda if self.space_to_depth is None else bool(self.space_to_depth)
+        net = space_to_depth(model, tied=True) if s2d else model
         if self.dist is not None:
-            fwd = self.dist.wrap(model)
-            pyramid = model.pyramid
+            fwd = self.dist.wrap(net)  # the tied form's parameters are the network's own
         else:
-            net = space_to_depth(model, tied=True) if s2d else model
-            fwd, pyramid = net.forward_scales, net.pyramid
+            fwd = net.forward_scales
+        pyramid = net.pyramid
 
         def loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():

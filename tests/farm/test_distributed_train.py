@@ -203,3 +203,36 @@ def test_two_ranks_sharing_one_gpu_train_like_one_process(tmp_path, monkeypatch)
     assert rows[-1][1] < 0.7 * rows[0][1]  # it learns
     for r, q in zip(rows, ref_rows):
         assert r[1] == pytest.approx(q[1], rel=0.1)
+
+
+def test_ddp_over_the_tied_space_to_depth_form_gives_the_networks_gradients():
+    """Data-parallel training on CUDA wraps the tied space-to-depth form in DDP: its parameters are
+    the network's own, and DDP's gradients are the plain network's (one gloo rank here)."""
+    import socket
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from nodegraph.ml.distributed import _Scales, no_buffer_sync
+    from nodegraph.ml.network import NetworkConfig, build_network, multiscale_l1, space_to_depth
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        net = build_network(NetworkConfig(3, 3, **{**TINY, "lstm": True}))
+        x, y = torch.rand(2, 3, 32, 40), torch.rand(2, 3, 32, 40)
+        loss = multiscale_l1(net.forward_scales(x), net.pyramid(y))
+        loss.backward()
+        plain = {n: p.grad.clone() for n, p in net.named_parameters()}
+        net.zero_grad(set_to_none=True)
+        tied = space_to_depth(net, tied=True)
+        ddp = DistributedDataParallel(_Scales(tied), **no_buffer_sync())
+        assert {id(p) for p in ddp.parameters()} == {id(p) for p in net.parameters()}
+        multiscale_l1(ddp(x), tied.pyramid(y)).backward()
+        for name, p in net.named_parameters():
+            torch.testing.assert_close(p.grad, plain[name], rtol=1e-4, atol=1e-6, msg=name)
+    finally:
+        dist.destroy_process_group()
