@@ -402,10 +402,12 @@ def split_list(text: str, *, line: int = 1, col: int = 1) -> list[Word]:
 
 
 _BARE_SAFE = re.compile(r"[\w.:/+\-=%,@!?*<>|~'^&()]+")
+# braces too: a quoted value sits inside its node's braced block, whose end TCL finds by counting
+# every unescaped brace, quotes or not (``name "V{{curve"`` would leave the block open)
 _QUOTE_ESCAPES = {"\\": "\\\\", '"': '\\"', "[": "\\[", "]": "\\]", "$": "\\$", "\n": "\\n",
-                  "\t": "\\t", "\r": "\\r"}
+                  "\t": "\\t", "\r": "\\r", "{": "\\{", "}": "\\}"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # braced values keep only tab and newline
-_NEEDS_ESCAPE = re.compile(r'[\\"\[\]$\x00-\x1f\x7f]')
+_NEEDS_ESCAPE = re.compile(r'[\\"\[\]${}\x00-\x1f\x7f]')
 
 
 def _braces_balanced(text: str) -> bool:
