@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import networkx as nx
@@ -333,8 +334,16 @@ def _json_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+#: A knob name that can be written back bare, braces and all (TCL ends a bare word only at
+#: whitespace or ``;``; ``[ $ \\ "`` would be substituted, a leading ``{`` or ``#`` changes the word).
+_BARE_NAME = re.compile(r'[^\s"\[\]$\\;{#][^\s"\[\]$\\;]*')
+
+
 def _row_text(row: list[Any]) -> str:
-    name = quote(str(row[0]))
+    # a name read as a bare word goes back bare: a brace in it counts towards the node block's
+    # balance exactly as in the file, where the rest of the line (written verbatim) may close it
+    raw = str(row[0])
+    name = raw if _BARE_NAME.fullmatch(raw) else quote(raw)
     if len(row) < 2 or row[1] is None:
         return name
     return " ".join([name] + [str(x) for x in row[1:] if x is not None])
