@@ -18,6 +18,7 @@ cycles are caught with the path that forms them.
 
 from __future__ import annotations
 
+import functools
 import threading
 import types
 import typing
@@ -84,6 +85,14 @@ def knob_components(field: Any) -> Components | None:
         return None
 
     return visit(getattr(field, "annotation", field))
+
+
+@functools.lru_cache(maxsize=4096)
+def knob_kind(knobs_type: type, knob: str) -> Components | None:
+    """The :class:`Components` of knob ``knob`` of a node's knob model class (None: no such knob
+    or no declared kind); cached, as references resolve it at every evaluation."""
+    field = knobs_type.model_fields.get(knob)
+    return knob_components(field) if field is not None else None
 
 
 def _curve_type() -> type:

@@ -409,8 +409,8 @@ class Graph:
                             issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} is not a knob of "
                                                 f"{target.type_name}", node=node.path, knob=knob))
                         else:
-                            spec = type(target.knobs).model_fields.get(ref.knob)
-                            problem = animation.component_problem(ref.component, animation.knob_components(spec))
+                            problem = animation.component_problem(ref.component,
+                                                                  animation.knob_kind(type(target.knobs), ref.knob))
                             if problem is not None:
                                 issues.append(Issue("bad_reference", f"{expr.text!r}: {where!r} {problem}",
                                                     node=node.path, knob=knob))

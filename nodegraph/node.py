@@ -359,9 +359,9 @@ class Node:
             if not target.has_knob(ref.knob):
                 raise KnobError(f"reference {where!r}: {target.type_name} {target.name!r} has no knob {ref.knob!r}")
             value = target.value(ref.knob, frame)
-            field = type(target.knobs).model_fields.get(ref.knob)
-            components = animation.knob_components(field) if field is not None else None
+            components = animation.knob_kind(type(target.knobs), ref.knob)
             if isinstance(value, str):  # a choice knob reads as the index of its choice, as in Nuke
+                field = type(target.knobs).model_fields.get(ref.knob)
                 choices = typing.get_args(field.annotation) if field is not None and \
                     typing.get_origin(field.annotation) is typing.Literal else ()
                 if value in choices:

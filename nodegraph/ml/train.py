@@ -692,7 +692,7 @@ class Trainer:
     def _run(self) -> TrainResult:
         from .report import Board, Summary
 
-        plan = self.plan or self.prepare()
+        plan = self.plan  # run() prepared it
         dev, model = self.dev, self.model
         try:
             if self.writes:
